@@ -1,0 +1,1 @@
+//! ipfm node library.
