@@ -1,0 +1,133 @@
+//! Blocks by CID: the [`Blockstore`] trait and its two backends.
+//!
+//! Blocks are keyed by CID, with one normalisation: a CIDv0 is stored and looked up as the
+//! CIDv1 dag-pb CID with the same multihash (they name the same bytes), so a block added
+//! Kubo-style (`Qm…`) is found when asked for as `bafy…` and vice versa. [`Blockstore::cids`]
+//! therefore lists CIDv1s.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cid::{Cid, Version};
+use ipfm_protocol::cid::DAG_PB;
+
+use crate::error::Result;
+
+mod memory;
+mod sled_store;
+
+pub use memory::MemoryBlockstore;
+pub use sled_store::SledBlockstore;
+
+/// What the store knows about one block besides its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// The block's CID (CIDv1; see the module docs).
+    pub cid: Cid,
+    /// Size of the block in bytes.
+    pub size: u64,
+    /// Time of the most recent `put` of this block (millisecond resolution). Retention GC
+    /// keeps unpinned blocks for a while after this moment.
+    pub inserted_at: SystemTime,
+}
+
+/// Number and total size of the stored blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockstoreStats {
+    pub blocks: u64,
+    pub bytes: u64,
+}
+
+/// Content-addressed block storage.
+///
+/// Every method is async and its future is `Send`, so callers can hold a store in any task.
+/// Backends that block (sled) run their work on tokio's blocking pool, so they must be used
+/// from within a tokio runtime.
+pub trait Blockstore: Send + Sync {
+    /// The bytes of the block `cid`, if stored.
+    fn get(&self, cid: &Cid) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+
+    /// Store `bytes` as the block `cid`.
+    ///
+    /// Fails with [`StoreError::InvalidBlock`](crate::StoreError::InvalidBlock) unless the
+    /// bytes hash to the CID. Idempotent: storing a block that is already there keeps one
+    /// copy and only refreshes its insertion time (so retention counts from the latest put).
+    fn put(&self, cid: &Cid, bytes: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether the block `cid` is stored.
+    fn has(&self, cid: &Cid) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Remove the block `cid`; returns whether it was stored.
+    fn delete(&self, cid: &Cid) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Size and insertion time of the block `cid`, if stored.
+    fn block_info(&self, cid: &Cid) -> impl Future<Output = Result<Option<BlockInfo>>> + Send;
+
+    /// Size and insertion time of every stored block (metadata only; no block bytes are read).
+    fn blocks(&self) -> impl Future<Output = Result<Vec<BlockInfo>>> + Send;
+
+    /// Remove the block `cid` only if its latest put happened at or before `cutoff`; returns
+    /// the number of bytes freed, or `None` if the block is absent or newer.
+    ///
+    /// The check and the removal are one atomic step, so a concurrent `put` of the same
+    /// block either lands after the removal (and the block is stored again) or refreshes
+    /// the insertion time first (and the block is kept). Retention GC relies on this.
+    fn delete_if_inserted_before(
+        &self,
+        cid: &Cid,
+        cutoff: SystemTime,
+    ) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// The CIDs of all stored blocks.
+    fn cids(&self) -> impl Future<Output = Result<Vec<Cid>>> + Send {
+        async move { Ok(self.blocks().await?.into_iter().map(|b| b.cid).collect()) }
+    }
+
+    /// Number of blocks and their total size.
+    fn stats(&self) -> impl Future<Output = Result<BlockstoreStats>> + Send {
+        async move {
+            let blocks = self.blocks().await?;
+            Ok(BlockstoreStats {
+                blocks: blocks.len() as u64,
+                bytes: blocks.iter().map(|b| b.size).sum(),
+            })
+        }
+    }
+
+    /// Number of stored blocks.
+    fn len(&self) -> impl Future<Output = Result<u64>> + Send {
+        async move { Ok(self.stats().await?.blocks) }
+    }
+
+    /// Whether no block is stored.
+    fn is_empty(&self) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(self.len().await? == 0) }
+    }
+
+    /// Total size of the stored blocks in bytes.
+    fn total_bytes(&self) -> impl Future<Output = Result<u64>> + Send {
+        async move { Ok(self.stats().await?.bytes) }
+    }
+}
+
+/// The CID a block is stored under: CIDv0 becomes the equivalent CIDv1 dag-pb CID.
+pub(crate) fn storage_cid(cid: &Cid) -> Cid {
+    match cid.version() {
+        Version::V0 => Cid::new_v1(DAG_PB, *cid.hash()),
+        Version::V1 => *cid,
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 for clocks set before 1970).
+pub(crate) fn to_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn from_millis(millis: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(millis)
+}
+
+pub(crate) fn now_millis() -> u64 {
+    to_millis(SystemTime::now())
+}

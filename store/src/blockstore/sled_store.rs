@@ -1,0 +1,203 @@
+//! Blocks in sled, the embedded database that also holds pins and station state.
+//!
+//! Two trees, always changed together in one sled transaction so a crash never leaves one
+//! without the other:
+//! - `blocks`: CID bytes → block bytes;
+//! - `block_meta`: CID bytes → insertion time (ms since the Unix epoch, u64 BE) ‖ size
+//!   (u64 BE). Listing and GC scan only this small tree, never the block bytes.
+
+use std::time::SystemTime;
+
+use cid::Cid;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{IVec, Transactional};
+
+use super::{from_millis, now_millis, storage_cid, to_millis, BlockInfo, Blockstore};
+use crate::blocking;
+use crate::error::{Result, StoreError};
+
+const BLOCKS_TREE: &str = "blocks";
+const META_TREE: &str = "block_meta";
+const META_LEN: usize = 16;
+
+/// A [`Blockstore`] in a sled database. Cloning gives another handle to the same trees.
+///
+/// Every operation runs on tokio's blocking pool (`spawn_blocking`), including the hash
+/// check of `put`, so the async runtime's workers never wait on disk or burn CPU hashing.
+#[derive(Clone)]
+pub struct SledBlockstore {
+    blocks: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl SledBlockstore {
+    /// Use (creating if needed) the block trees of `db`. Blocking.
+    pub fn open(db: &sled::Db) -> Result<Self> {
+        Ok(SledBlockstore {
+            blocks: db
+                .open_tree(BLOCKS_TREE)
+                .map_err(StoreError::db("opening the blocks tree"))?,
+            meta: db
+                .open_tree(META_TREE)
+                .map_err(StoreError::db("opening the block metadata tree"))?,
+        })
+    }
+
+    fn key(cid: &Cid) -> Vec<u8> {
+        storage_cid(cid).to_bytes()
+    }
+}
+
+fn encode_meta(inserted_at_ms: u64, size: u64) -> [u8; META_LEN] {
+    let mut out = [0; META_LEN];
+    out[..8].copy_from_slice(&inserted_at_ms.to_be_bytes());
+    out[8..].copy_from_slice(&size.to_be_bytes());
+    out
+}
+
+/// (insertion time in ms, size)
+fn decode_meta(value: &[u8]) -> Result<(u64, u64)> {
+    let value: &[u8; META_LEN] = value.try_into().map_err(|_| StoreError::Corrupt {
+        what: "block metadata",
+        detail: format!("{} bytes instead of {META_LEN}", value.len()),
+    })?;
+    let (time, size) = value.split_at(8);
+    Ok((
+        u64::from_be_bytes(time.try_into().expect("8 bytes")),
+        u64::from_be_bytes(size.try_into().expect("8 bytes")),
+    ))
+}
+
+fn decode_key(key: &[u8]) -> Result<Cid> {
+    Cid::try_from(key).map_err(|e| StoreError::Corrupt {
+        what: "block key",
+        detail: e.to_string(),
+    })
+}
+
+fn info(key: &[u8], meta: &[u8]) -> Result<BlockInfo> {
+    let (inserted_at_ms, size) = decode_meta(meta)?;
+    Ok(BlockInfo {
+        cid: decode_key(key)?,
+        size,
+        inserted_at: from_millis(inserted_at_ms),
+    })
+}
+
+fn transaction_error(op: &'static str) -> impl FnOnce(TransactionError<StoreError>) -> StoreError {
+    move |error| match error {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(source) => StoreError::Database { op, source },
+    }
+}
+
+impl Blockstore for SledBlockstore {
+    async fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
+        let (tree, key) = (self.blocks.clone(), Self::key(cid));
+        blocking(move || {
+            Ok(tree
+                .get(key)
+                .map_err(StoreError::db("reading a block"))?
+                .map(|value| value.to_vec()))
+        })
+        .await
+    }
+
+    async fn put(&self, cid: &Cid, bytes: Vec<u8>) -> Result<()> {
+        let (this, cid) = (self.clone(), *cid);
+        blocking(move || {
+            ipfm_protocol::cid::verify(&cid, &bytes).map_err(StoreError::invalid_block(&cid))?;
+            let key = Self::key(&cid);
+            let meta = encode_meta(now_millis(), bytes.len() as u64);
+            let value = IVec::from(bytes);
+            (&this.blocks, &this.meta)
+                .transaction(|(blocks, metas)| {
+                    // Already stored: the bytes are identical (same hash), so only the
+                    // insertion time changes; skip rewriting a possibly large value.
+                    if metas.get(&key)?.is_none() {
+                        blocks.insert(key.as_slice(), value.clone())?;
+                    }
+                    metas.insert(key.as_slice(), &meta[..])?;
+                    Ok::<_, ConflictableTransactionError<StoreError>>(())
+                })
+                .map_err(transaction_error("storing a block"))
+        })
+        .await
+    }
+
+    async fn has(&self, cid: &Cid) -> Result<bool> {
+        let (tree, key) = (self.meta.clone(), Self::key(cid));
+        blocking(move || {
+            tree.contains_key(key)
+                .map_err(StoreError::db("looking up a block"))
+        })
+        .await
+    }
+
+    async fn delete(&self, cid: &Cid) -> Result<bool> {
+        let (this, key) = (self.clone(), Self::key(cid));
+        blocking(move || {
+            (&this.blocks, &this.meta)
+                .transaction(|(blocks, metas)| {
+                    let existed = metas.remove(key.as_slice())?.is_some();
+                    blocks.remove(key.as_slice())?;
+                    Ok::<_, ConflictableTransactionError<StoreError>>(existed)
+                })
+                .map_err(transaction_error("deleting a block"))
+        })
+        .await
+    }
+
+    async fn block_info(&self, cid: &Cid) -> Result<Option<BlockInfo>> {
+        let (tree, key) = (self.meta.clone(), Self::key(cid));
+        blocking(move || {
+            match tree
+                .get(&key)
+                .map_err(StoreError::db("reading block metadata"))?
+            {
+                Some(meta) => Ok(Some(info(&key, &meta)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn blocks(&self) -> Result<Vec<BlockInfo>> {
+        let tree = self.meta.clone();
+        blocking(move || {
+            tree.iter()
+                .map(|entry| {
+                    let (key, meta) = entry.map_err(StoreError::db("listing blocks"))?;
+                    info(&key, &meta)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn delete_if_inserted_before(
+        &self,
+        cid: &Cid,
+        cutoff: SystemTime,
+    ) -> Result<Option<u64>> {
+        let (this, key, cutoff_ms) = (self.clone(), Self::key(cid), to_millis(cutoff));
+        blocking(move || {
+            (&this.blocks, &this.meta)
+                .transaction(|(blocks, metas)| {
+                    let Some(meta) = metas.get(&key)? else {
+                        return Ok(None);
+                    };
+                    let (inserted_at_ms, size) =
+                        decode_meta(&meta).map_err(ConflictableTransactionError::Abort)?;
+                    if inserted_at_ms > cutoff_ms {
+                        return Ok(None);
+                    }
+                    metas.remove(key.as_slice())?;
+                    blocks.remove(key.as_slice())?;
+                    Ok(Some(size))
+                })
+                .map_err(transaction_error("removing an expired block"))
+        })
+        .await
+    }
+}

@@ -1,0 +1,169 @@
+//! [`Store`]: blocks, pins and station state behind one cheap cloneable handle.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cid::Cid;
+
+use crate::blocking;
+use crate::blockstore::{BlockInfo, Blockstore, BlockstoreStats, MemoryBlockstore, SledBlockstore};
+use crate::error::{Result, StoreError};
+use crate::kv::Kv;
+
+/// sled keeps up to this much of the database in its page cache. Its default (1 GiB) would
+/// let a long-running station's memory grow with its archive; blocks are mostly written
+/// once and read a few times, so a small cache loses little.
+const SLED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+const PINS_TREE: &str = "pins";
+const STATE_TREE: &str = "state";
+
+/// The station's storage. Clone it freely: clones share one database.
+///
+/// See the crate docs for how work is scheduled and what is durable when.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    blocks: Blocks,
+    pub(crate) pins: Kv,
+    pub(crate) state: Kv,
+    /// Held by GC from mark to sweep and by pin changes, so a pin added mid-GC cannot
+    /// have its blocks swept by a mark phase that did not see it.
+    pub(crate) pin_lock: tokio::sync::Mutex<()>,
+    db: Option<sled::Db>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("persistent", &self.is_persistent())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Blocks {
+    Memory(MemoryBlockstore),
+    Sled(SledBlockstore),
+}
+
+impl Store {
+    /// Open (creating if needed) the sled database in the directory `path`.
+    ///
+    /// sled takes an exclusive lock on the database, so a second process opening the same
+    /// path gets [`StoreError::Open`].
+    pub async fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        blocking(move || {
+            let db = sled::Config::new()
+                .path(&path)
+                .cache_capacity(SLED_CACHE_BYTES)
+                .open()
+                .map_err(|source| StoreError::Open {
+                    path: path.clone(),
+                    source,
+                })?;
+            Ok(Store {
+                inner: Arc::new(Inner {
+                    blocks: Blocks::Sled(SledBlockstore::open(&db)?),
+                    pins: Kv::sled(&db, PINS_TREE)?,
+                    state: Kv::sled(&db, STATE_TREE)?,
+                    pin_lock: tokio::sync::Mutex::new(()),
+                    db: Some(db),
+                }),
+            })
+        })
+        .await
+    }
+
+    /// A store that lives in memory only (tests, throwaway nodes): nothing survives the
+    /// last clone being dropped.
+    pub fn open_in_memory() -> Store {
+        Store {
+            inner: Arc::new(Inner {
+                blocks: Blocks::Memory(MemoryBlockstore::new()),
+                pins: Kv::memory(),
+                state: Kv::memory(),
+                pin_lock: tokio::sync::Mutex::new(()),
+                db: None,
+            }),
+        }
+    }
+
+    /// Whether this store keeps its data on disk.
+    pub fn is_persistent(&self) -> bool {
+        self.inner.db.is_some()
+    }
+
+    /// Make every write so far durable (fsync). Dropping the last clone of a sled store
+    /// also flushes, but blockingly on the dropping thread; async code should call this
+    /// first so the drop finds nothing left to write.
+    ///
+    /// Without it, blocks reach disk through sled's background flusher within about half
+    /// a second; pins and state are flushed by their own setters.
+    pub async fn flush(&self) -> Result<()> {
+        let Some(db) = self.inner.db.clone() else {
+            return Ok(());
+        };
+        blocking(move || {
+            db.flush()
+                .map(drop)
+                .map_err(StoreError::db("flushing the database"))
+        })
+        .await
+    }
+}
+
+/// Forward a [`Blockstore`] call to whichever backend the store uses.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.inner.blocks {
+            Blocks::Memory(blocks) => blocks.$method($($arg),*).await,
+            Blocks::Sled(blocks) => blocks.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Blockstore for Store {
+    async fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
+        dispatch!(self.get(cid))
+    }
+
+    async fn put(&self, cid: &Cid, bytes: Vec<u8>) -> Result<()> {
+        dispatch!(self.put(cid, bytes))
+    }
+
+    async fn has(&self, cid: &Cid) -> Result<bool> {
+        dispatch!(self.has(cid))
+    }
+
+    async fn delete(&self, cid: &Cid) -> Result<bool> {
+        dispatch!(self.delete(cid))
+    }
+
+    async fn block_info(&self, cid: &Cid) -> Result<Option<BlockInfo>> {
+        dispatch!(self.block_info(cid))
+    }
+
+    async fn blocks(&self) -> Result<Vec<BlockInfo>> {
+        dispatch!(self.blocks())
+    }
+
+    async fn delete_if_inserted_before(
+        &self,
+        cid: &Cid,
+        cutoff: SystemTime,
+    ) -> Result<Option<u64>> {
+        dispatch!(self.delete_if_inserted_before(cid, cutoff))
+    }
+
+    async fn cids(&self) -> Result<Vec<Cid>> {
+        dispatch!(self.cids())
+    }
+
+    async fn stats(&self) -> Result<BlockstoreStats> {
+        dispatch!(self.stats())
+    }
+}
