@@ -1,0 +1,89 @@
+# ipfm: two commands on a fresh Debian 12 (Rust toolchain, Python 3, Node 20 preinstalled):
+#   make run    install what is missing, build, create the station repo, show its identity
+#   make test   install what is missing, then fmt + clippy + every test (interop included)
+# Every install step is idempotent and skipped when already done (stamp files record what was
+# installed from which lock file), so a second `make deps` installs nothing.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+# Targets run in the order written (deps before checks); cargo parallelises on its own.
+.NOTPARALLEL:
+
+PYTHON ?= python3
+VENV := .venv
+INTEROP := tests/interop
+VENV_STAMP := $(VENV)/.installed-requirements
+NPM_STAMP := $(INTEROP)/node_modules/.installed-lock
+IPFM_REPO ?= $(HOME)/.ipfm
+# CI=true (set by the CI runner) selects nextest's `ci` profile: no fail-fast, full output.
+NEXTEST_PROFILE := $(if $(filter true 1,$(CI)),ci,default)
+
+.PHONY: help deps deps-apt deps-rust deps-python deps-npm build release run test fmt-check \
+	clippy nextest lint-dockerfile bench
+
+help:
+	@echo "make run      install deps, build ipfm (release), init the repo ($(IPFM_REPO)), show its identity"
+	@echo "make test     install deps, cargo fmt --check, clippy -D warnings, nextest (loopback-only netns), hadolint"
+	@echo "make deps     install missing apt packages, the Python venv ($(VENV)) and npm test deps"
+	@echo "make build    debug build of the workspace"
+	@echo "make release  release build of ipfm (target/release/ipfm)"
+	@echo "make bench    benchmarks (ratios against references), written to docs/benchmarks.md"
+
+# ---------------------------------------------------------------- dependencies
+deps: deps-apt deps-rust deps-python deps-npm
+
+deps-apt:
+	@scripts/install-apt-deps.sh
+
+# rustfmt and clippy come with the toolchain; cargo-nextest is installed from crates.io if missing.
+deps-rust:
+	@cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest
+
+deps-python: $(VENV_STAMP)
+
+$(VENV_STAMP): $(INTEROP)/requirements.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(INTEROP)/requirements.txt
+	@touch $@
+
+deps-npm: $(NPM_STAMP)
+
+# `npm ci` installs exactly package-lock.json (and wipes node_modules first, stamp included).
+$(NPM_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
+	cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# ---------------------------------------------------------------- build and run
+build:
+	cargo build --workspace
+
+release:
+	cargo build --release -p ipfm-node --bin ipfm
+
+run: deps-apt release
+	@scripts/show-identity.sh target/release/ipfm "$(IPFM_REPO)"
+
+# ---------------------------------------------------------------- checks
+test: deps fmt-check clippy nextest lint-dockerfile
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+# Build outside the namespace (cargo may need the registry), run inside it (loopback only).
+nextest:
+	cargo nextest run --workspace --no-run --profile $(NEXTEST_PROFILE)
+	scripts/in-loopback-netns.sh cargo nextest run --workspace --offline --profile $(NEXTEST_PROFILE)
+
+lint-dockerfile: deps-python
+	@scripts/lint-dockerfile.sh
+
+# Each benchmark measures ratios against a reference run side by side and rewrites its own
+# section of docs/benchmarks.md.
+bench: release deps-python
+	$(VENV)/bin/python bench/add.py target/release/ipfm 256 --write docs/benchmarks.md

