@@ -1,0 +1,13 @@
+//! The running station: one producer thread (decode → normalise → mix →
+//! cut) feeding one encoder thread per rendition through bounded channels.
+
+pub(crate) mod aac;
+pub(crate) mod decode;
+pub(crate) mod filter;
+pub(crate) mod loudness;
+pub(crate) mod mix;
+mod producer;
+mod rendition;
+
+pub(crate) use producer::{Producer, SegmentJob};
+pub(crate) use rendition::run_rendition;

@@ -1,0 +1,4 @@
+//! Turning encoded packets into HLS segments.
+
+pub mod id3;
+pub mod ts;
