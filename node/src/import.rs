@@ -197,12 +197,7 @@ async fn add_entry(
             })?;
     }
     let (root, block) = builder.finish();
-    sink.put_block(block)
-        .await
-        .map_err(|reason| ImportError::Store {
-            path: path.into(),
-            reason,
-        })?;
+    put(sink, block, path).await?;
     added.push(Added {
         cid: root.cid,
         name,
@@ -211,6 +206,16 @@ async fn add_entry(
         is_dir: true,
     });
     Ok(())
+}
+
+/// Store one block, naming the file it belongs to if that fails.
+async fn put(sink: &impl BlockSink, block: Block, path: &Path) -> Result<(), ImportError> {
+    sink.put_block(block)
+        .await
+        .map_err(|reason| ImportError::Store {
+            path: path.into(),
+            reason,
+        })
 }
 
 async fn add_file(
@@ -234,22 +239,12 @@ async fn add_file(
         }
         progress(n as u64);
         for block in builder.write(&buf[..n]) {
-            sink.put_block(block)
-                .await
-                .map_err(|reason| ImportError::Store {
-                    path: path.into(),
-                    reason,
-                })?;
+            put(sink, block, path).await?;
         }
     }
     let (root, blocks) = builder.finish();
     for block in blocks {
-        sink.put_block(block)
-            .await
-            .map_err(|reason| ImportError::Store {
-                path: path.into(),
-                reason,
-            })?;
+        put(sink, block, path).await?;
     }
     Ok(Added {
         cid: root.cid,

@@ -68,6 +68,9 @@ mod tests {
     fn rejects_overflow_and_truncation() {
         assert_eq!(read(&[0x80]), Err(VarintError::Truncated));
         assert_eq!(read(&[0xff; 11]), Err(VarintError::Overflow));
-        assert_eq!(read(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]), Err(VarintError::Overflow));
+        assert_eq!(
+            read(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]),
+            Err(VarintError::Overflow)
+        );
     }
 }
