@@ -1,1 +1,11 @@
-//! ipfm node library.
+//! ipfm node: wires the protocol formats, the store and (later) the encoder and the
+//! network into a station. The `ipfm` binary is a thin CLI over this library.
+
+pub mod gateway;
+pub mod hls;
+pub mod import;
+pub mod net;
+pub mod player;
+pub mod render;
+pub mod repo;
+pub mod station;

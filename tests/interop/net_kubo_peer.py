@@ -9,6 +9,8 @@ stderr. Commands:
   {"cmd": "info"}                                  -> {"peer_id", "addrs"}
   {"cmd": "connect", "addr": MULTIADDR}            -> {"connected": bool}
   {"cmd": "read", "cid": CID, "timeout": SECONDS}  -> {"len", "sha256"} (bitswap fetch)
+  {"cmd": "download", "cid": CID, "dest": DIR, "timeout": SECONDS}
+                                                   -> {"files": {RELATIVE_PATH: sha256}} (whole DAG)
   {"cmd": "add", "path": PATH}                     -> {"cid"} (CIDv0, dag-pb leaves, 256 KiB)
   {"cmd": "subscribe", "topic": T}                 -> {}
   {"cmd": "publish", "topic": T, "data_hex": HEX}  -> {}
@@ -116,6 +118,18 @@ class Peer:
             if error:
                 return {"ok": False, "error": error}
             return {"len": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        if cmd == "download":
+            dest = req["dest"]
+            ok, error = with_timeout(node.files.download, float(req["timeout"]), req["cid"], dest)
+            if error or not ok:
+                return {"ok": False, "error": error or "download failed"}
+            files = {}
+            for root, _dirs, names in os.walk(dest):
+                for name in names:
+                    path = os.path.join(root, name)
+                    with open(path, "rb") as f:
+                        files[os.path.relpath(path, dest)] = hashlib.sha256(f.read()).hexdigest()
+            return {"files": files}
         if cmd == "add":
             return {"cid": node.files.publish(req["path"])}
         if cmd == "subscribe":

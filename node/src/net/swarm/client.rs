@@ -1,0 +1,298 @@
+//! The handle the rest of the node uses to talk to the swarm task.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cid::Cid;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use ipfm_protocol::cid::{DAG_PB, IDENTITY};
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::NetError;
+use crate::net::bitswap::GetError;
+use crate::net::blocks::BlockAccess;
+
+/// A gossipsub message delivered to a subscription.
+#[derive(Debug, Clone)]
+pub struct GossipMessage {
+    pub topic: String,
+    /// The signed author (StrictSign: always present and verified).
+    pub source: Option<PeerId>,
+    pub data: Vec<u8>,
+}
+
+/// What [`Client::fetch_dag`] brought in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DagFetch {
+    /// Blocks in the DAG (each counted once).
+    pub blocks: usize,
+    /// Of those, how many came over the network (the rest were already stored).
+    pub fetched: usize,
+    /// Bytes of all the DAG's blocks.
+    pub bytes: u64,
+}
+
+/// Blocks of one DAG fetched at once.
+const DAG_PARALLELISM: usize = 32;
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T, NetError>>;
+
+pub(super) enum Command {
+    ListenOn {
+        addr: Multiaddr,
+        reply: Reply<Multiaddr>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: Reply<PeerId>,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    ConnectedPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    GetBlock {
+        cid: Cid,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<Vec<u8>, GetError>>,
+    },
+    StartProviding {
+        cid: Cid,
+        reply: Reply<()>,
+    },
+    FindProviders {
+        cid: Cid,
+        /// Also dial every provider found (reply once those dials have settled).
+        connect: bool,
+        reply: Reply<HashSet<PeerId>>,
+    },
+    Subscribe {
+        topic: String,
+        reply: Reply<mpsc::Receiver<GossipMessage>>,
+    },
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+        reply: Reply<()>,
+    },
+    TopicPeers {
+        topic: String,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Shutdown,
+}
+
+/// Cheap to clone; every method is a request to the swarm task.
+#[derive(Clone)]
+pub struct Client {
+    peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    blocks: Arc<dyn BlockAccess>,
+}
+
+impl Client {
+    pub(super) fn new(
+        peer_id: PeerId,
+        commands: mpsc::Sender<Command>,
+        blocks: Arc<dyn BlockAccess>,
+    ) -> Self {
+        Client {
+            peer_id,
+            commands,
+            blocks,
+        }
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        answer.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Start listening; returns the address actually bound (port 0 resolved).
+    pub async fn listen_on(&self, addr: Multiaddr) -> Result<Multiaddr, NetError> {
+        self.request(|reply| Command::ListenOn { addr, reply })
+            .await?
+    }
+
+    /// Dial a multiaddr (with or without `/p2p/<id>`); returns the peer once connected.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
+        self.request(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// The addresses we listen on.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.request(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetError> {
+        self.request(|reply| Command::ConnectedPeers { reply })
+            .await
+    }
+
+    /// One block: from the store if there, else over bitswap from connected peers (verified
+    /// against `cid`, then stored).
+    pub async fn get_block(&self, cid: Cid, timeout: Duration) -> Result<Vec<u8>, NetError> {
+        Ok(self.get_block_counted(cid, timeout).await?.0)
+    }
+
+    /// Like `get_block`; also says whether the block came over the network.
+    async fn get_block_counted(
+        &self,
+        cid: Cid,
+        timeout: Duration,
+    ) -> Result<(Vec<u8>, bool), NetError> {
+        if cid.hash().code() == IDENTITY {
+            return Ok((cid.hash().digest().to_vec(), false));
+        }
+        if let Some(bytes) = self.blocks.get(cid).await? {
+            return Ok((bytes, false));
+        }
+        // Connected peers first; if none has the block (or nobody is connected), look for
+        // providers on the DHTs, connect to them, and ask again.
+        if self.connected_peers().await?.is_empty() {
+            self.connect_providers(cid).await?;
+        }
+        let bytes = match self.bitswap_get(cid, timeout).await {
+            Err(NetError::Bitswap(GetError::NotFound)) => {
+                let providers = self.connect_providers(cid).await?;
+                if providers.is_empty() {
+                    return Err(NetError::Bitswap(GetError::NotFound));
+                }
+                self.bitswap_get(cid, timeout).await?
+            }
+            other => other?,
+        };
+        self.blocks.put(cid, bytes.clone()).await?;
+        Ok((bytes, true))
+    }
+
+    async fn bitswap_get(&self, cid: Cid, timeout: Duration) -> Result<Vec<u8>, NetError> {
+        let request = self.request(|reply| Command::GetBlock {
+            cid,
+            timeout,
+            reply,
+        });
+        // The bitswap deadline answers first; this outer bound only guards against a
+        // stalled swarm task.
+        Ok(
+            tokio::time::timeout(timeout + Duration::from_secs(5), request)
+                .await
+                .map_err(|_| NetError::Timeout)???,
+        )
+    }
+
+    /// Fetch a whole DAG into the store, following dag-pb links (UnixFS files and
+    /// directories); other codecs are leaves. `timeout` applies to each block; at most
+    /// `max_blocks` blocks are accepted.
+    pub async fn fetch_dag(
+        &self,
+        root: Cid,
+        timeout: Duration,
+        max_blocks: usize,
+    ) -> Result<DagFetch, NetError> {
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut queue: VecDeque<Cid> = VecDeque::from([root]);
+        seen.insert(root.hash().to_bytes());
+        let mut running = FuturesUnordered::new();
+        let mut summary = DagFetch::default();
+        loop {
+            while running.len() < DAG_PARALLELISM {
+                let Some(cid) = queue.pop_front() else { break };
+                running.push(async move { (cid, self.get_block_counted(cid, timeout).await) });
+            }
+            let Some((cid, result)) = running.next().await else {
+                return Ok(summary);
+            };
+            let (bytes, fetched) = result?;
+            summary.blocks += 1;
+            summary.fetched += usize::from(fetched);
+            summary.bytes += bytes.len() as u64;
+            if cid.codec() != DAG_PB {
+                continue;
+            }
+            let links = ipfm_protocol::dagpb::links(&bytes).map_err(|e| NetError::BadDag {
+                cid,
+                reason: e.to_string(),
+            })?;
+            for link in links {
+                if seen.insert(link.hash().to_bytes()) {
+                    if seen.len() > max_blocks {
+                        return Err(NetError::DagTooLarge(max_blocks));
+                    }
+                    queue.push_back(link);
+                }
+            }
+        }
+    }
+
+    /// Announce that we provide `cid` on the DHTs (LAN, and WAN when enabled).
+    pub async fn start_providing(&self, cid: Cid) -> Result<(), NetError> {
+        self.request(|reply| Command::StartProviding { cid, reply })
+            .await?
+    }
+
+    /// Providers of `cid` found on the DHTs.
+    pub async fn find_providers(&self, cid: Cid) -> Result<HashSet<PeerId>, NetError> {
+        self.request(|reply| Command::FindProviders {
+            cid,
+            connect: false,
+            reply,
+        })
+        .await?
+    }
+
+    /// Find providers of `cid` and connect to them (their addresses come with the DHT
+    /// answer); returns once the search is over and every dial has succeeded or failed.
+    pub async fn connect_providers(&self, cid: Cid) -> Result<HashSet<PeerId>, NetError> {
+        self.request(|reply| Command::FindProviders {
+            cid,
+            connect: true,
+            reply,
+        })
+        .await?
+    }
+
+    /// Join a gossipsub topic; messages arrive on the returned channel (a full channel drops
+    /// new messages rather than stalling the swarm).
+    pub async fn subscribe(&self, topic: &str) -> Result<mpsc::Receiver<GossipMessage>, NetError> {
+        let topic = topic.to_string();
+        self.request(|reply| Command::Subscribe { topic, reply })
+            .await?
+    }
+
+    pub async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), NetError> {
+        let topic = topic.to_string();
+        self.request(|reply| Command::Publish { topic, data, reply })
+            .await?
+    }
+
+    /// Peers we know are subscribed to `topic`.
+    pub async fn topic_peers(&self, topic: &str) -> Result<Vec<PeerId>, NetError> {
+        let topic = topic.to_string();
+        self.request(|reply| Command::TopicPeers { topic, reply })
+            .await
+    }
+
+    /// Stop the swarm task (connections close).
+    pub async fn shutdown(&self) -> Result<(), NetError> {
+        self.commands
+            .send(Command::Shutdown)
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+}

@@ -1,0 +1,476 @@
+//! The task that owns the swarm: commands in, swarm events out to whoever waits for them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use libp2p::core::transport::ListenerId;
+use libp2p::futures::StreamExt;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{gossipsub, identify, kad, Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, oneshot};
+
+use super::client::{Command, GossipMessage, Reply};
+use super::{
+    is_private_addr, Client, NetError, NodeBehaviour, NodeBehaviourEvent, LAN_KAD_PROTOCOL,
+    WAN_KAD_PROTOCOL,
+};
+use crate::net::bitswap::{self, GetError, QueryId};
+use crate::net::blocks::BlockAccess;
+
+/// Commands waiting in the channel before senders wait.
+const COMMAND_QUEUE: usize = 256;
+/// Undelivered gossip messages kept per subscription.
+const GOSSIP_QUEUE: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Dht {
+    Lan,
+    Wan,
+}
+
+/// A provider lookup across both DHTs.
+struct ProviderSearch {
+    found: HashSet<PeerId>,
+    running: usize,
+    /// Dial providers as they are found (while the query still holds their addresses).
+    connect: bool,
+    dials: HashSet<ConnectionId>,
+    reply: Reply<HashSet<PeerId>>,
+}
+
+/// Announcing a CID: done when every DHT answered; fine if at least one succeeded.
+struct Providing {
+    running: usize,
+    succeeded: bool,
+    last_error: Option<String>,
+    reply: Reply<()>,
+}
+
+pub struct EventLoop {
+    swarm: Swarm<NodeBehaviour>,
+    commands: mpsc::Receiver<Command>,
+    listening: HashMap<ListenerId, Reply<Multiaddr>>,
+    dialing: HashMap<ConnectionId, Reply<PeerId>>,
+    gets: HashMap<QueryId, oneshot::Sender<Result<Vec<u8>, GetError>>>,
+    provider_searches: HashMap<u64, ProviderSearch>,
+    providing: HashMap<u64, Providing>,
+    kad_queries: HashMap<(Dht, kad::QueryId), u64>,
+    /// Provider dials and the search that made them.
+    dial_owner: HashMap<ConnectionId, u64>,
+    next_request: u64,
+    subscriptions: HashMap<gossipsub::TopicHash, Vec<mpsc::Sender<GossipMessage>>>,
+}
+
+impl EventLoop {
+    pub(super) fn new(swarm: Swarm<NodeBehaviour>, blocks: Arc<dyn BlockAccess>) -> (Self, Client) {
+        let (sender, commands) = mpsc::channel(COMMAND_QUEUE);
+        let client = Client::new(*swarm.local_peer_id(), sender, blocks);
+        let event_loop = EventLoop {
+            swarm,
+            commands,
+            listening: HashMap::new(),
+            dialing: HashMap::new(),
+            gets: HashMap::new(),
+            provider_searches: HashMap::new(),
+            providing: HashMap::new(),
+            kad_queries: HashMap::new(),
+            dial_owner: HashMap::new(),
+            next_request: 0,
+            subscriptions: HashMap::new(),
+        };
+        (event_loop, client)
+    }
+
+    /// Run until shut down or every client is dropped.
+    pub async fn run(mut self) {
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
+                    Some(command) => self.on_command(command),
+                },
+            }
+        }
+    }
+
+    fn kad(&mut self, dht: Dht) -> Option<&mut kad::Behaviour<kad::store::MemoryStore>> {
+        let behaviour = self.swarm.behaviour_mut();
+        match dht {
+            Dht::Lan => Some(&mut behaviour.kad_lan),
+            Dht::Wan => behaviour.kad_wan.as_mut(),
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::ListenOn { addr, reply } => match self.swarm.listen_on(addr.clone()) {
+                Ok(id) => {
+                    self.listening.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(NetError::Listen {
+                        addr,
+                        reason: e.to_string(),
+                    }));
+                }
+            },
+            Command::Dial { addr, reply } => {
+                let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dialing.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dial {
+                            addr,
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::GetBlock {
+                cid,
+                timeout,
+                reply,
+            } => {
+                let query = self.swarm.behaviour_mut().bitswap.get(cid, timeout);
+                self.gets.insert(query, reply);
+            }
+            Command::StartProviding { cid, reply } => self.start_providing(cid, reply),
+            Command::FindProviders {
+                cid,
+                connect,
+                reply,
+            } => self.find_providers(cid, connect, reply),
+            Command::Subscribe { topic, reply } => {
+                let topic = gossipsub::IdentTopic::new(topic);
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .subscribe(&topic)
+                    .map(|_| {
+                        let (sender, receiver) = mpsc::channel(GOSSIP_QUEUE);
+                        self.subscriptions
+                            .entry(topic.hash())
+                            .or_default()
+                            .push(sender);
+                        receiver
+                    })
+                    .map_err(|e| NetError::Gossip(e.to_string()));
+                let _ = reply.send(result);
+            }
+            Command::Publish { topic, data, reply } => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(gossipsub::IdentTopic::new(topic), data)
+                    .map(|_| ())
+                    .map_err(|e| NetError::Gossip(e.to_string()));
+                let _ = reply.send(result);
+            }
+            Command::TopicPeers { topic, reply } => {
+                let hash = gossipsub::IdentTopic::new(topic).hash();
+                let peers = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(_, topics)| topics.contains(&&hash))
+                    .map(|(peer, _)| *peer)
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn start_providing(&mut self, cid: cid::Cid, reply: Reply<()>) {
+        let key = kad::RecordKey::new(&cid.hash().to_bytes());
+        let request = self.next_request;
+        self.next_request += 1;
+        let mut state = Providing {
+            running: 0,
+            succeeded: false,
+            last_error: None,
+            reply,
+        };
+        for dht in [Dht::Lan, Dht::Wan] {
+            let Some(kad) = self.kad(dht) else { continue };
+            match kad.start_providing(key.clone()) {
+                Ok(id) => {
+                    state.running += 1;
+                    self.kad_queries.insert((dht, id), request);
+                }
+                Err(e) => state.last_error = Some(e.to_string()),
+            }
+        }
+        if state.running == 0 {
+            let error = state.last_error.unwrap_or_else(|| "no DHT".into());
+            let _ = state.reply.send(Err(NetError::Dht(error)));
+        } else {
+            self.providing.insert(request, state);
+        }
+    }
+
+    fn find_providers(&mut self, cid: cid::Cid, connect: bool, reply: Reply<HashSet<PeerId>>) {
+        let key = kad::RecordKey::new(&cid.hash().to_bytes());
+        let request = self.next_request;
+        self.next_request += 1;
+        let mut search = ProviderSearch {
+            found: HashSet::new(),
+            running: 0,
+            connect,
+            dials: HashSet::new(),
+            reply,
+        };
+        for dht in [Dht::Lan, Dht::Wan] {
+            let Some(kad) = self.kad(dht) else { continue };
+            let id = kad.get_providers(key.clone());
+            search.running += 1;
+            self.kad_queries.insert((dht, id), request);
+        }
+        if search.running == 0 {
+            let _ = search.reply.send(Ok(search.found));
+        } else {
+            self.provider_searches.insert(request, search);
+        }
+    }
+
+    /// Dial a provider found by a search (kad supplies the addresses from the query).
+    fn dial_provider(&mut self, request: u64, peer: PeerId) {
+        if peer == *self.swarm.local_peer_id() || self.swarm.is_connected(&peer) {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        let id = opts.connection_id();
+        if self.swarm.dial(opts).is_ok() {
+            if let Some(search) = self.provider_searches.get_mut(&request) {
+                search.dials.insert(id);
+                self.dial_owner.insert(id, request);
+            }
+        }
+    }
+
+    /// A dial made for a provider search settled: answer the search if it was the last.
+    fn provider_dial_settled(&mut self, connection: ConnectionId) {
+        let Some(request) = self.dial_owner.remove(&connection) else {
+            return;
+        };
+        if let Some(search) = self.provider_searches.get_mut(&request) {
+            search.dials.remove(&connection);
+        }
+        self.maybe_finish_search(request);
+    }
+
+    fn maybe_finish_search(&mut self, request: u64) {
+        let done = self
+            .provider_searches
+            .get(&request)
+            .is_some_and(|s| s.running == 0 && s.dials.is_empty());
+        if done {
+            if let Some(search) = self.provider_searches.remove(&request) {
+                let _ = search.reply.send(Ok(search.found));
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<NodeBehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
+                tracing::info!(%address, "listening");
+                // Like Kubo, announce every listen address (provider records carry the
+                // external addresses): on a LAN or loopback that is how peers reach us.
+                self.swarm.add_external_address(address.clone());
+                if let Some(reply) = self.listening.remove(&listener_id) {
+                    let _ = reply.send(Ok(address));
+                }
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                reason,
+            } => {
+                if let Some(reply) = self.listening.remove(&listener_id) {
+                    let _ = reply.send(Err(NetError::Listen {
+                        addr: addresses.first().cloned().unwrap_or_else(Multiaddr::empty),
+                        reason: format!("{reason:?}"),
+                    }));
+                }
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                ..
+            } => {
+                if let Some(reply) = self.dialing.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+                self.provider_dial_settled(connection_id);
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.dialing.remove(&connection_id) {
+                    let _ = reply.send(Err(NetError::Dial {
+                        addr: Multiaddr::empty(),
+                        reason: error.to_string(),
+                    }));
+                }
+                self.provider_dial_settled(connection_id);
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } if !is_private_addr(&address) => {
+                if let Some(kad) = self.kad(Dht::Wan) {
+                    kad.set_mode(Some(kad::Mode::Server));
+                }
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: NodeBehaviourEvent) {
+        match event {
+            NodeBehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                self.on_identified(peer_id, info)
+            }
+            NodeBehaviourEvent::KadLan(event) => self.on_kad_event(Dht::Lan, event),
+            NodeBehaviourEvent::KadWan(event) => self.on_kad_event(Dht::Wan, event),
+            NodeBehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
+                self.on_gossip(message)
+            }
+            NodeBehaviourEvent::Bitswap(event) => self.on_bitswap_event(event),
+            _ => {}
+        }
+    }
+
+    /// Like Kubo's dual DHT: the LAN table takes peers' private and loopback addresses,
+    /// the WAN table only public ones.
+    fn on_identified(&mut self, peer: PeerId, info: identify::Info) {
+        for (dht, protocol) in [(Dht::Lan, LAN_KAD_PROTOCOL), (Dht::Wan, WAN_KAD_PROTOCOL)] {
+            if !info.protocols.contains(&protocol) {
+                continue;
+            }
+            let Some(kad) = self.kad(dht) else { continue };
+            for addr in &info.listen_addrs {
+                if is_private_addr(addr) == (dht == Dht::Lan) {
+                    let addr = addr
+                        .clone()
+                        .into_iter()
+                        .filter(|p| !matches!(p, Protocol::P2p(_)))
+                        .collect();
+                    kad.add_address(&peer, addr);
+                }
+            }
+        }
+    }
+
+    fn on_kad_event(&mut self, dht: Dht, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed {
+            id, result, step, ..
+        } = event
+        else {
+            return;
+        };
+        let Some(&request) = self.kad_queries.get(&(dht, id)) else {
+            return;
+        };
+        match result {
+            kad::QueryResult::GetProviders(result) => {
+                let Some(search) = self.provider_searches.get_mut(&request) else {
+                    return;
+                };
+                let mut to_dial = Vec::new();
+                if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
+                    for provider in providers {
+                        if search.found.insert(provider) && search.connect {
+                            to_dial.push(provider);
+                        }
+                    }
+                }
+                if step.last {
+                    self.kad_queries.remove(&(dht, id));
+                    search.running -= 1;
+                }
+                for provider in to_dial {
+                    self.dial_provider(request, provider);
+                }
+                self.maybe_finish_search(request);
+            }
+            kad::QueryResult::StartProviding(result) => {
+                self.kad_queries.remove(&(dht, id));
+                let Some(state) = self.providing.get_mut(&request) else {
+                    return;
+                };
+                state.running -= 1;
+                match result {
+                    Ok(_) => state.succeeded = true,
+                    Err(e) => state.last_error = Some(e.to_string()),
+                }
+                if state.running == 0 {
+                    if let Some(state) = self.providing.remove(&request) {
+                        let result = if state.succeeded {
+                            Ok(())
+                        } else {
+                            Err(NetError::Dht(state.last_error.unwrap_or_default()))
+                        };
+                        let _ = state.reply.send(result);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, message: gossipsub::Message) {
+        let Some(senders) = self.subscriptions.get_mut(&message.topic) else {
+            return;
+        };
+        senders.retain(|sender| !sender.is_closed());
+        for sender in senders.iter() {
+            let delivered = sender.try_send(GossipMessage {
+                topic: message.topic.to_string(),
+                source: message.source,
+                data: message.data.clone(),
+            });
+            if delivered.is_err() {
+                tracing::debug!(topic = %message.topic, "gossip subscriber lagging, message dropped");
+            }
+        }
+    }
+
+    fn on_bitswap_event(&mut self, event: bitswap::Event) {
+        match event {
+            bitswap::Event::GetDone { query, result } => {
+                if let Some(reply) = self.gets.remove(&query) {
+                    let _ = reply.send(result.map(|(_, bytes)| bytes));
+                }
+            }
+            bitswap::Event::PeerMisbehaved { peer, reason } => {
+                tracing::warn!(%peer, %reason, "disconnecting misbehaving peer");
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            bitswap::Event::StreamClosed { peer, error } => {
+                tracing::debug!(%peer, %error, "bitswap stream closed");
+            }
+        }
+    }
+}
