@@ -15,15 +15,17 @@ VENV := .venv
 INTEROP := tests/interop
 VENV_STAMP := $(VENV)/.installed-requirements
 NPM_STAMP := $(INTEROP)/node_modules/.installed-lock
+BROWSER := tests/browser
+BROWSER_STAMP := $(BROWSER)/node_modules/.installed-lock
 IPFM_REPO ?= $(HOME)/.ipfm
 # CI=true (set by the CI runner) selects nextest's `ci` profile: no fail-fast, full output.
 NEXTEST_PROFILE := $(if $(filter true 1,$(CI)),ci,default)
 
-.PHONY: help deps deps-apt deps-rust deps-python deps-npm build release run test fmt-check \
+.PHONY: help deps deps-apt deps-rust deps-python deps-npm deps-browser build release run test fmt-check \
 	clippy nextest lint-dockerfile bench
 
 help:
-	@echo "make run      install deps, build ipfm (release), init the repo ($(IPFM_REPO)), show its identity"
+	@echo "make run      install deps, build ipfm (release), init the repo ($(IPFM_REPO)), start the demo station"
 	@echo "make test     install deps, cargo fmt --check, clippy -D warnings, nextest (loopback-only netns), hadolint"
 	@echo "make deps     install missing apt packages, the Python venv ($(VENV)) and npm test deps"
 	@echo "make build    debug build of the workspace"
@@ -31,7 +33,7 @@ help:
 	@echo "make bench    benchmarks (ratios against references), written to docs/benchmarks.md"
 
 # ---------------------------------------------------------------- dependencies
-deps: deps-apt deps-rust deps-python deps-npm
+deps: deps-apt deps-rust deps-python deps-npm deps-browser
 
 deps-apt:
 	@scripts/install-apt-deps.sh
@@ -56,6 +58,15 @@ $(NPM_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
 	cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Headless browser tests (the player page): Debian's chromium, driven by npm playwright-core,
+# which downloads no browser of its own.
+deps-browser: $(BROWSER_STAMP)
+	@scripts/install-browser.sh
+
+$(BROWSER_STAMP): $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	cd $(BROWSER) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # ---------------------------------------------------------------- build and run
 build:
 	cargo build --workspace
@@ -65,6 +76,7 @@ release:
 
 run: deps-apt release
 	@scripts/show-identity.sh target/release/ipfm "$(IPFM_REPO)"
+	target/release/ipfm station --repo "$(IPFM_REPO)"
 
 # ---------------------------------------------------------------- checks
 test: deps fmt-check clippy nextest lint-dockerfile
@@ -87,3 +99,5 @@ lint-dockerfile: deps-python
 # section of docs/benchmarks.md.
 bench: release deps-python
 	$(VENV)/bin/python bench/add.py target/release/ipfm 256 --write docs/benchmarks.md
+	cargo build --release -p ipfm-encoder --example encode_bench
+	$(VENV)/bin/python bench/encoder.py target/release/examples/encode_bench 60 --write docs/benchmarks.md

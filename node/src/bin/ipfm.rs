@@ -34,6 +34,66 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Play MUSIC_DIR once through into OUT_DIR as VOD HLS; prints OUT_DIR's root CID.
+    Render(RenderArgs),
+    /// Run the live station: encode, publish under the station's IPNS name, serve the gateway.
+    Station(StationArgs),
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    /// Music directory (scanned recursively).
+    #[arg(value_name = "MUSIC_DIR")]
+    music: PathBuf,
+    /// Output directory (created; must be empty).
+    #[arg(value_name = "OUT_DIR")]
+    out: PathBuf,
+    #[command(flatten)]
+    sound: SoundArgs,
+    /// Do not show a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(clap::Args)]
+struct StationArgs {
+    /// Music directory; without one (or with an empty one) the built-in demo plays.
+    #[arg(long, value_name = "DIR")]
+    music: Option<PathBuf>,
+    /// Gateway listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    #[command(flatten)]
+    sound: SoundArgs,
+    /// Segments per live playlist.
+    #[arg(long, default_value_t = 20)]
+    window: usize,
+    /// Seconds that segments which left the window stay fetchable before GC.
+    #[arg(long, default_value_t = 600)]
+    retention_secs: u64,
+    /// IPNS record TTL in seconds (default: one segment).
+    #[arg(long)]
+    ipns_ttl_secs: Option<u64>,
+    /// IPNS record validity in hours.
+    #[arg(long, default_value_t = 24)]
+    ipns_validity_hours: u64,
+}
+
+/// Encoder settings shared by `render` and `station`.
+#[derive(clap::Args)]
+struct SoundArgs {
+    /// Jingles / station IDs directory.
+    #[arg(long, value_name = "DIR")]
+    jingles: Option<PathBuf>,
+    /// Target segment duration in seconds (2–10).
+    #[arg(long, default_value_t = 6.0)]
+    segment_seconds: f64,
+    /// Crossfade between tracks in seconds (0 = gapless).
+    #[arg(long, default_value_t = 0.0)]
+    crossfade: f64,
+    /// Play a jingle after every N tracks (0 = never).
+    #[arg(long, default_value_t = 4)]
+    jingle_every: u32,
 }
 
 #[derive(clap::Args)]
@@ -119,6 +179,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init.repo.close().await?;
         }
         Command::Add(args) => add(args, repo_path).await?,
+        Command::Render(args) => render(args).await?,
+        Command::Station(args) => station(args, repo_path).await?,
         Command::Key { command } => {
             let repo = Repo::open(&repo_path()?).await?;
             match command {
@@ -228,4 +290,123 @@ fn progress_bar(total: u64, hidden: bool) -> indicatif::ProgressBar {
         .expect("static template is valid"),
     );
     bar
+}
+
+impl SoundArgs {
+    fn encoder_config(&self) -> anyhow::Result<ipfm_encoder::EncoderConfig> {
+        let seconds = |v: f64, what: &str| {
+            std::time::Duration::try_from_secs_f64(v)
+                .with_context(|| format!("{what}: {v} is not a duration in seconds"))
+        };
+        Ok(ipfm_encoder::EncoderConfig {
+            segment_target: seconds(self.segment_seconds, "--segment-seconds")?,
+            crossfade: seconds(self.crossfade, "--crossfade")?,
+            jingle_every: self.jingle_every,
+            ..ipfm_encoder::EncoderConfig::default()
+        })
+    }
+}
+
+async fn render(args: RenderArgs) -> anyhow::Result<()> {
+    let options = ipfm_node::render::RenderOptions {
+        music: args.music,
+        jingles: args.sound.jingles.clone(),
+        out: args.out,
+        encoder: args.sound.encoder_config()?,
+    };
+    let bar = if args.no_progress {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(0),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {msg} media, eta {eta}")
+                .expect("static template is valid"),
+        );
+        bar
+    };
+    let progress = bar.clone();
+    let report = ipfm_node::render::render(options, move |p| {
+        progress.set_length(p.total.as_secs());
+        progress.set_position(p.done.as_secs());
+        progress.set_message(format!(
+            "{}/{}",
+            clock(p.done.as_secs()),
+            clock(p.total.as_secs())
+        ));
+    })
+    .await?;
+    bar.finish_and_clear();
+    for skipped in &report.skipped {
+        eprintln!("skipped {skipped}");
+    }
+    println!("{}", report.root);
+    Ok(())
+}
+
+fn clock(secs: u64) -> String {
+    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+async fn station(
+    args: StationArgs,
+    repo_path: impl Fn() -> Result<PathBuf, repo::RepoError>,
+) -> anyhow::Result<()> {
+    let config = ipfm_node::station::StationConfig {
+        music: args.music,
+        jingles: args.sound.jingles.clone(),
+        encoder: args.sound.encoder_config()?,
+        window: args.window,
+        retention: std::time::Duration::from_secs(args.retention_secs),
+        ipns_ttl: args.ipns_ttl_secs.map(std::time::Duration::from_secs),
+        ipns_validity: std::time::Duration::from_secs(
+            args.ipns_validity_hours.saturating_mul(3600),
+        ),
+        ..ipfm_node::station::StationConfig::default()
+    };
+    // `init` is idempotent: `ipfm station` with no arguments works on a fresh machine.
+    let repo = Repo::init(&repo_path()?).await?.repo;
+    let key = repo.store().load_or_create_key().await?;
+    ipfm_node::station::run(
+        repo.store().clone(),
+        key,
+        config,
+        args.listen,
+        shutdown_signal(),
+        |info| {
+            println!("ipfm station on the air");
+            println!("player:    {}", info.player_url);
+            println!("IPNS name: {}", info.ipns_name);
+            println!("peer id:   {}", info.peer_id);
+        },
+    )
+    .await?;
+    repo.close().await?;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
 }

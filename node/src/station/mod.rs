@@ -1,0 +1,630 @@
+//! `ipfm station`: the live station on one node.
+//!
+//! ```text
+//! encoder threads ─(crossbeam)─► bridge thread ─(tokio mpsc)─► station task:
+//!   per segment: raw block into the store
+//!   per sequence (all renditions in): live windows ─► root directory (player, playlists,
+//!   nowplaying.json, segments) ─► pin ─► IPNS record (sequence stored first) ─► LocalNames
+//!   + Publishers ─► persist media sequence, playout position, windows
+//!   every gc_interval: retention GC
+//! ```
+//!
+//! Segments that slide out of a window stay pinned (under [`RETAINED_PIN`]) for the
+//! retention period, then GC reclaims them. Windows, history and the playout position
+//! are persisted after every publish, so a restart continues the playlists (with a
+//! discontinuity) and the media and discontinuity sequences never reset.
+
+mod http;
+pub mod publish;
+mod root;
+mod state;
+mod tree;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ed25519_dalek::SigningKey;
+use ipfm_encoder::{
+    Encoder, EncoderConfig, EncoderError, EncoderEvent, EncoderHandle, Library, Mode,
+    PlayoutPosition, Segment,
+};
+use ipfm_protocol::builder::BuilderError;
+use ipfm_protocol::cid::raw_cid;
+use ipfm_protocol::ipns::{IpnsError, IpnsRecord};
+use ipfm_protocol::peer::PeerId;
+use ipfm_protocol::Cid;
+use ipfm_store::{Blockstore, Store, StoreError};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::gateway::LocalNames;
+use crate::hls::{PlaylistSegment, DEFAULT_WINDOW};
+
+pub use http::{player_path, router};
+pub use publish::{Publisher, RootUpdate};
+pub use state::TrackInfo;
+
+use root::RootBuilder;
+use state::{SegmentBlock, StationState, STATE_KEY};
+
+/// Pin holding the current station root.
+pub const ROOT_PIN: &str = "station-root";
+/// Pin holding the segments that left the live window but are still retained.
+pub const RETAINED_PIN: &str = "station-retained";
+/// Tracks listed in `nowplaying.json`'s history.
+pub const HISTORY_LEN: usize = 50;
+
+/// How the station runs.
+#[derive(Debug, Clone)]
+pub struct StationConfig {
+    /// Music directory; `None` (or an empty one) plays the built-in demo program.
+    pub music: Option<PathBuf>,
+    pub jingles: Option<PathBuf>,
+    pub encoder: EncoderConfig,
+    /// [`Mode::Realtime`] for a station; [`Mode::AsFastAsPossible`] runs one pass.
+    pub mode: Mode,
+    /// Segments per live playlist.
+    pub window: usize,
+    /// IPNS record TTL (how long resolvers may cache it); `None`: one segment duration,
+    /// so a cached name is at most one segment behind.
+    pub ipns_ttl: Option<Duration>,
+    /// IPNS record validity (EOL = publish time + this).
+    pub ipns_validity: Duration,
+    /// How long segments that left the window stay fetchable (and unreferenced blocks
+    /// stay stored) before GC reclaims them.
+    pub retention: Duration,
+    /// How often retention GC runs.
+    pub gc_interval: Duration,
+}
+
+impl Default for StationConfig {
+    fn default() -> Self {
+        StationConfig {
+            music: None,
+            jingles: None,
+            encoder: EncoderConfig::default(),
+            mode: Mode::Realtime,
+            window: DEFAULT_WINDOW,
+            ipns_ttl: None,
+            ipns_validity: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(600),
+            gc_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl StationConfig {
+    /// The IPNS TTL in force.
+    pub fn ttl(&self) -> Duration {
+        self.ipns_ttl.unwrap_or(self.encoder.segment_target)
+    }
+
+    /// Checks every field; errors name the field and the allowed range.
+    pub fn validate(&self) -> Result<(), StationError> {
+        self.encoder.validate()?;
+        let bad = |field: &str, range: &str| {
+            Err(StationError::Config(format!(
+                "{field} is outside the allowed range {range}"
+            )))
+        };
+        if !(3..=1000).contains(&self.window) {
+            return bad("window", "3–1000 segments");
+        }
+        if self.ipns_validity < Duration::from_secs(60) {
+            return bad("ipns_validity", "≥ 60 s");
+        }
+        if self.ttl() > self.ipns_validity {
+            return bad("ipns_ttl", "≤ ipns_validity");
+        }
+        if self.gc_interval.is_zero() {
+            return bad("gc_interval", "> 0");
+        }
+        Ok(())
+    }
+}
+
+/// Why the station failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StationError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("encoder: {0}")]
+    Encoder(#[from] EncoderError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("building the station root: {0}")]
+    Builder(#[from] BuilderError),
+    #[error("publishing the IPNS record: {0}")]
+    Ipns(#[from] IpnsError),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("station task: {0}")]
+    Task(String),
+}
+
+/// The latest publication.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub root: Cid,
+    pub ipns_sequence: u64,
+    /// `#EXT-X-MEDIA-SEQUENCE` of the live playlists.
+    pub media_sequence: u64,
+    /// Sequence of the newest segment.
+    pub newest_sequence: u64,
+    pub now_playing: Option<TrackInfo>,
+    pub at: SystemTime,
+}
+
+/// A running station; dropping it stops the station (without waiting).
+pub struct StationHandle {
+    name: PeerId,
+    published: watch::Receiver<Option<Published>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), StationError>>,
+}
+
+impl StationHandle {
+    /// The station's peer id, whose IPNS name the station publishes under.
+    pub fn name(&self) -> PeerId {
+        self.name
+    }
+
+    /// `k51…`: the IPNS name.
+    pub fn ipns_name(&self) -> String {
+        self.name.to_ipns_name()
+    }
+
+    /// Follows the publications (`None` until the first one).
+    pub fn published(&self) -> watch::Receiver<Option<Published>> {
+        self.published.clone()
+    }
+
+    /// Stops the encoder, publishes a final root and flushes the store.
+    pub async fn stop(mut self) -> Result<(), StationError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task)
+            .await
+            .map_err(|e| StationError::Task(e.to_string()))?
+    }
+
+    /// Waits for the station to end by itself ([`Mode::AsFastAsPossible`]: after its
+    /// single pass), then returns like [`StationHandle::stop`].
+    pub async fn join(mut self) -> Result<(), StationError> {
+        (&mut self.task)
+            .await
+            .map_err(|e| StationError::Task(e.to_string()))?
+    }
+}
+
+/// Starts a station publishing under `key`'s name into `names` and `publishers`.
+pub async fn start(
+    store: Store,
+    key: SigningKey,
+    names: Arc<LocalNames>,
+    publishers: Vec<Arc<dyn Publisher>>,
+    config: StationConfig,
+) -> Result<StationHandle, StationError> {
+    config.validate()?;
+    let name = PeerId::from_ed25519(&key.verifying_key());
+    let now = SystemTime::now();
+    let mut state = load_state(&store).await?;
+    state.set_capacity(config.window, now);
+    let configured: Vec<&str> = config
+        .encoder
+        .renditions
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    state.keep_renditions(&configured, now);
+    let position = resume_position(&store, &state).await?;
+
+    let (music, jingles) = (config.music.clone(), config.jingles.clone());
+    let (encoder_config, mode) = (config.encoder.clone(), config.mode);
+    let (encoder, events) = tokio::task::spawn_blocking(move || {
+        let library = match music {
+            Some(dir) => Library::scan(&dir)?,
+            None => Library::empty(),
+        };
+        let jingles = match jingles {
+            Some(dir) => Library::scan(&dir)?,
+            None => Library::empty(),
+        };
+        Encoder::start(encoder_config, library, jingles, position, mode)
+    })
+    .await
+    .map_err(|e| StationError::Task(e.to_string()))??;
+
+    let (tx, rx) = mpsc::channel(8);
+    let bridge = std::thread::Builder::new()
+        .name("ipfm-station-bridge".into())
+        .spawn(move || {
+            // Ends when the encoder closes its channel or the station stops listening.
+            for event in events.iter() {
+                if tx.blocking_send(event).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| StationError::Task(format!("starting the event bridge: {e}")))?;
+
+    let (published_tx, published) = watch::channel(None);
+    let mut root = RootBuilder::new(store.clone(), name);
+    root.add_player_assets().await?;
+    let mut runner = Runner {
+        store,
+        key,
+        name,
+        names,
+        publishers,
+        config,
+        state,
+        root,
+        pending: BTreeMap::new(),
+        position: None,
+        new_segments: Vec::new(),
+        published: published_tx,
+    };
+    if runner.has_segments() {
+        // A restart: serve the previous window at once (new segments follow it with a
+        // discontinuity), so the name resolves and /healthz is up before the encoder's
+        // first segment.
+        runner.publish().await?;
+    }
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let task = tokio::spawn(runner.run(rx, encoder, bridge, stop_rx));
+    Ok(StationHandle {
+        name,
+        published,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+/// What `ipfm station` prints once it is up.
+#[derive(Debug, Clone)]
+pub struct StationInfo {
+    pub peer_id: String,
+    pub ipns_name: String,
+    /// Where the gateway listens.
+    pub listen: SocketAddr,
+    /// `http://<listen>/ipns/<name>/`.
+    pub player_url: String,
+}
+
+/// Runs a station with its gateway on `listen` until `shutdown` completes, then stops it
+/// (final root published, store flushed). `on_ready` is called once everything listens.
+pub async fn run(
+    store: Store,
+    key: SigningKey,
+    config: StationConfig,
+    listen: SocketAddr,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(&StationInfo),
+) -> Result<(), StationError> {
+    /// Time allowed for open gateway responses to finish after the station stopped.
+    const HTTP_GRACE: Duration = Duration::from_secs(2);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| StationError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StationError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let names = Arc::new(LocalNames::new());
+    let publishers: Vec<Arc<dyn Publisher>> = Vec::new();
+    let station = start(store.clone(), key, names.clone(), publishers, config).await?;
+    let name = station.name();
+    let app = router(store, names, &name, station.published());
+    let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(crate::gateway::serve(listener, app, async move {
+        let _ = http_stop_rx.await;
+    }));
+    on_ready(&StationInfo {
+        peer_id: name.to_string(),
+        ipns_name: name.to_ipns_name(),
+        listen: addr,
+        player_url: format!("http://{addr}{}", player_path(&name)),
+    });
+    shutdown.await;
+    let stopped = station.stop().await;
+    let _ = http_stop_tx.send(());
+    if tokio::time::timeout(HTTP_GRACE, server).await.is_err() {
+        tracing::warn!("gateway connections still open at shutdown; closing them");
+    }
+    stopped
+}
+
+async fn load_state(store: &Store) -> Result<StationState, StationError> {
+    Ok(match store.state_get(STATE_KEY).await? {
+        Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stored station state unreadable; starting fresh windows");
+            StationState::default()
+        }),
+        None => StationState::default(),
+    })
+}
+
+/// The stored playout position, with a media sequence past every segment already
+/// published (so sequences never go backwards, even if the position was lost).
+async fn resume_position(
+    store: &Store,
+    state: &StationState,
+) -> Result<Option<PlayoutPosition>, StationError> {
+    let stored = store.playout_position().await?.and_then(|bytes| {
+        serde_json::from_slice::<PlayoutPosition>(&bytes)
+            .map_err(|e| tracing::warn!(error = %e, "stored playout position unreadable"))
+            .ok()
+    });
+    let floor = state
+        .newest_sequence()
+        .map(|s| s + 1)
+        .into_iter()
+        .chain(store.media_sequence().await?)
+        .max();
+    Ok(match (stored, floor) {
+        (Some(mut position), Some(floor)) => {
+            position.media_sequence = position.media_sequence.max(floor);
+            Some(position)
+        }
+        (Some(position), None) => Some(position),
+        (None, Some(floor)) => Some(PlayoutPosition {
+            media_sequence: floor,
+            ..PlayoutPosition::default()
+        }),
+        (None, None) => None,
+    })
+}
+
+/// A segment stored and waiting for the other renditions of its sequence.
+struct Arrived {
+    segment: Segment,
+    cid: Cid,
+    size: u64,
+}
+
+struct Runner {
+    store: Store,
+    key: SigningKey,
+    name: PeerId,
+    names: Arc<LocalNames>,
+    publishers: Vec<Arc<dyn Publisher>>,
+    config: StationConfig,
+    state: StationState,
+    root: RootBuilder,
+    /// Segments by sequence until every rendition's cut is in.
+    pending: BTreeMap<u64, Vec<Arrived>>,
+    /// Position after the newest published segment.
+    position: Option<PlayoutPosition>,
+    /// Segment blocks not yet announced to the publishers.
+    new_segments: Vec<Cid>,
+    published: watch::Sender<Option<Published>>,
+}
+
+impl Runner {
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<EncoderEvent>,
+        encoder: EncoderHandle,
+        bridge: std::thread::JoinHandle<()>,
+        mut stop: oneshot::Receiver<()>,
+    ) -> Result<(), StationError> {
+        let mut gc = tokio::time::interval(self.config.gc_interval);
+        gc.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        gc.tick().await; // the first tick is immediate; nothing to collect yet
+        let outcome = loop {
+            tokio::select! {
+                // A stop request, or the handle was dropped.
+                _ = &mut stop => break Ok(()),
+                event = events.recv() => match event {
+                    Some(event) => {
+                        if let Err(e) = self.on_event(event).await {
+                            break Err(e);
+                        }
+                    }
+                    // Single pass over, or the encoder ended.
+                    None => break Ok(()),
+                },
+                _ = gc.tick() => self.collect_garbage().await,
+            }
+        };
+        // Stop the encoder (in-flight segments are dropped), then take what it finished.
+        let stopped = tokio::task::spawn_blocking(move || encoder.stop());
+        let drained = async {
+            while let Some(event) = events.recv().await {
+                if outcome.is_ok() {
+                    if let Err(e) = self.on_event(event).await {
+                        tracing::warn!(error = %e, "segment after stop not kept");
+                    }
+                }
+            }
+        };
+        // The encoder stops within a segment; do not hang on a stuck thread.
+        if tokio::time::timeout(Duration::from_secs(5), drained)
+            .await
+            .is_err()
+        {
+            tracing::warn!("encoder did not stop within 5 s");
+        }
+        match stopped.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "encoder ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "encoder stop task failed"),
+            Ok(Ok(())) => {}
+        }
+        let _ = tokio::task::spawn_blocking(move || bridge.join()).await;
+        if outcome.is_ok() && self.has_segments() {
+            self.publish().await?;
+        }
+        self.store.flush().await?;
+        outcome
+    }
+
+    fn has_segments(&self) -> bool {
+        self.state.windows.values().any(|w| !w.is_empty())
+    }
+
+    async fn on_event(&mut self, event: EncoderEvent) -> Result<(), StationError> {
+        match event {
+            EncoderEvent::Segment(segment) => self.on_segment(segment).await,
+            EncoderEvent::Skipped(file) => {
+                tracing::warn!(path = %file.path, reason = %file.reason, "file skipped");
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_segment(&mut self, mut segment: Segment) -> Result<(), StationError> {
+        let bytes = std::mem::take(&mut segment.bytes);
+        let (cid, size) = (raw_cid(&bytes), bytes.len() as u64);
+        self.store.put(&cid, bytes).await?;
+        let sequence = segment.sequence;
+        let arrived = self.pending.entry(sequence).or_default();
+        arrived.push(Arrived { segment, cid, size });
+        if arrived.len() >= self.config.encoder.renditions.len() {
+            self.commit(sequence).await?;
+        }
+        Ok(())
+    }
+
+    /// Every rendition of `sequence` is stored: slide the windows and publish.
+    async fn commit(&mut self, sequence: u64) -> Result<(), StationError> {
+        // Older incomplete sequences can only be leftovers of a dropped segment.
+        let stale: Vec<u64> = self.pending.range(..sequence).map(|(s, _)| *s).collect();
+        for s in stale {
+            tracing::warn!(sequence = s, "incomplete segment set dropped");
+            self.pending.remove(&s);
+        }
+        let Some(arrived) = self.pending.remove(&sequence) else {
+            return Ok(());
+        };
+        let now = SystemTime::now();
+        for Arrived { segment, cid, size } in &arrived {
+            self.state.push_segment(
+                &segment.rendition,
+                PlaylistSegment::new(
+                    segment.sequence,
+                    segment.duration,
+                    *size,
+                    segment.discontinuity,
+                ),
+                SegmentBlock::new(cid, *size),
+                self.config.window,
+                now,
+            );
+            self.new_segments.push(*cid);
+        }
+        if let Some(first) = arrived.first() {
+            self.state.note_track(
+                TrackInfo::from_now_playing(&first.segment.now_playing),
+                HISTORY_LEN,
+            );
+            self.position = Some(first.segment.position.clone());
+        }
+        self.publish().await
+    }
+
+    /// Builds, pins, signs and publishes the root for the current windows, then persists.
+    async fn publish(&mut self) -> Result<(), StationError> {
+        let now = SystemTime::now();
+        self.state.expire(self.config.retention, now);
+        self.pin_retained().await?;
+        let root = self
+            .root
+            .build(&self.state, &self.config.encoder.renditions)
+            .await?;
+        self.store.pin(ROOT_PIN, root).await?;
+
+        // Stored (durably) before use: a crash can never make a later record lose.
+        let ipns_sequence = self.store.next_ipns_sequence().await?;
+        let eol = now + self.config.ipns_validity;
+        let record = IpnsRecord::create(
+            &self.key,
+            &format!("/ipfs/{root}"),
+            ipns_sequence,
+            eol,
+            self.config.ttl(),
+        );
+        let update = RootUpdate {
+            name: self.name,
+            record,
+            root,
+            new_segments: std::mem::take(&mut self.new_segments),
+        };
+        self.names.publish(self.name, update.record.clone())?;
+        for publisher in &self.publishers {
+            if let Err(e) = publisher.publish(&update).await {
+                tracing::warn!(error = %e, %root, "publisher failed");
+            }
+        }
+
+        let media_sequence = self
+            .state
+            .windows
+            .values()
+            .map(|w| w.media_sequence())
+            .max()
+            .unwrap_or(0);
+        self.store.set_media_sequence(media_sequence).await?;
+        if let Some(position) = &self.position {
+            let json = serde_json::to_vec(position)
+                .map_err(|e| StationError::Task(format!("serialising the position: {e}")))?;
+            self.store.set_playout_position(json).await?;
+        }
+        let json = serde_json::to_vec(&self.state)
+            .map_err(|e| StationError::Task(format!("serialising the station state: {e}")))?;
+        self.store.state_set(STATE_KEY, json).await?;
+
+        tracing::debug!(%root, ipns_sequence, media_sequence, "published");
+        self.published.send_replace(Some(Published {
+            root,
+            ipns_sequence,
+            media_sequence,
+            newest_sequence: self.state.newest_sequence().unwrap_or(0),
+            now_playing: self.state.history.first().cloned(),
+            at: now,
+        }));
+        Ok(())
+    }
+
+    async fn pin_retained(&mut self) -> Result<(), StationError> {
+        match self.root.build_retained(&self.state).await? {
+            Some(dir) => {
+                self.store.pin(RETAINED_PIN, dir).await?;
+            }
+            None => {
+                self.store.unpin(RETAINED_PIN).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn collect_garbage(&mut self) {
+        // Expire first, so that segments past retention are no longer pinned.
+        if self.state.expire(self.config.retention, SystemTime::now()) {
+            if let Err(e) = self.pin_retained().await {
+                tracing::warn!(error = %e, "updating the retained segments failed");
+            }
+        }
+        match self.store.gc(self.config.retention).await {
+            Ok(report) => tracing::debug!(
+                removed = report.removed_blocks,
+                bytes = report.removed_bytes,
+                kept = report.kept_blocks,
+                "retention GC"
+            ),
+            Err(e) => tracing::warn!(error = %e, "retention GC failed"),
+        }
+    }
+}
