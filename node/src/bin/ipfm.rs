@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use ipfm_node::config::{LogFormat, StationSettings};
 use ipfm_node::import::{self, ImportOptions, OnlyHash};
 use ipfm_node::repo::{self, Repo};
 use ipfm_protocol::builder::CidMode;
@@ -37,7 +38,8 @@ enum Command {
     /// Play MUSIC_DIR once through into OUT_DIR as VOD HLS; prints OUT_DIR's root CID.
     Render(RenderArgs),
     /// Run the live station: encode, publish under the station's IPNS name, serve the gateway.
-    Station(StationArgs),
+    // Boxed: its many optional flags make it far larger than the other variants.
+    Station(Box<StationArgs>),
 }
 
 #[derive(clap::Args)]
@@ -55,28 +57,107 @@ struct RenderArgs {
     no_progress: bool,
 }
 
+/// Station flags; each overrides the same key of `--config` and of `IPFM_<KEY>`
+/// (see docs/operations.md for every key, its default and its range).
 #[derive(clap::Args)]
 struct StationArgs {
+    /// TOML file with station settings (keys as the flags, with `_` for `-`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Music directory; without one (or with an empty one) the built-in demo plays.
     #[arg(long, value_name = "DIR")]
     music: Option<PathBuf>,
-    /// Gateway listen address.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: std::net::SocketAddr,
-    #[command(flatten)]
-    sound: SoundArgs,
-    /// Segments per live playlist.
-    #[arg(long, default_value_t = 20)]
-    window: usize,
-    /// Seconds that segments which left the window stay fetchable before GC.
-    #[arg(long, default_value_t = 600)]
-    retention_secs: u64,
-    /// IPNS record TTL in seconds (default: one segment).
+    /// Jingles / station IDs directory.
+    #[arg(long, value_name = "DIR")]
+    jingles: Option<PathBuf>,
+    /// Gateway listen address [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Serve the API, /metrics and /healthz here instead of on the gateway's listener.
+    #[arg(long)]
+    api_listen: Option<std::net::SocketAddr>,
+    /// Segments per live playlist (3–1000) [default: 20].
+    #[arg(long)]
+    window: Option<usize>,
+    /// Seconds that segments which left the window stay fetchable before GC [default: 600].
+    #[arg(long)]
+    retention_secs: Option<u64>,
+    /// Target segment duration in seconds (2–10) [default: 6].
+    #[arg(long)]
+    segment_seconds: Option<f64>,
+    /// Renditions as name:bitrate,… [default: the encoder's three].
+    #[arg(long, value_parser = parse_renditions)]
+    renditions: Option<RenditionList>,
+    /// IPNS record TTL in seconds [default: one segment].
     #[arg(long)]
     ipns_ttl_secs: Option<u64>,
-    /// IPNS record validity in hours.
-    #[arg(long, default_value_t = 24)]
-    ipns_validity_hours: u64,
+    /// IPNS record validity in hours [default: 24].
+    #[arg(long)]
+    ipns_validity_hours: Option<u64>,
+    /// Crossfade between tracks in seconds (0–30; 0 = gapless) [default: 0].
+    #[arg(long)]
+    crossfade: Option<f64>,
+    /// Loudness target in LUFS (-70–0) [default: -16].
+    #[arg(long, allow_negative_numbers = true)]
+    target_lufs: Option<f64>,
+    /// Play a jingle after every N tracks (0 = never) [default: 4].
+    #[arg(long)]
+    jingle_every: Option<u32>,
+    /// Log format: text or json [default: text].
+    #[arg(long)]
+    log_format: Option<LogFormat>,
+    /// libp2p listen address (repeatable; default: TCP and QUIC on port 4001).
+    #[arg(long = "p2p-listen", value_name = "MULTIADDR")]
+    p2p_listen: Vec<libp2p::Multiaddr>,
+    /// Extra bootstrap peer, with `/p2p/<id>` (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    bootstrap: Vec<libp2p::Multiaddr>,
+    /// Do not dial the public IPFS bootstrap peers.
+    #[arg(long)]
+    no_default_bootstrap: bool,
+}
+
+/// `--renditions`' parsed value (a newtype: clap treats a bare `Vec` as repeatable).
+#[derive(Clone)]
+struct RenditionList(Vec<ipfm_node::config::RenditionSetting>);
+
+fn parse_renditions(text: &str) -> Result<RenditionList, String> {
+    ipfm_node::config::parse_renditions(text).map(RenditionList)
+}
+
+impl StationArgs {
+    /// The keys given as flags.
+    fn settings(&self) -> StationSettings {
+        StationSettings {
+            music: self.music.clone(),
+            jingles: self.jingles.clone(),
+            listen: self.listen,
+            api_listen: self.api_listen,
+            window: self.window,
+            retention_secs: self.retention_secs,
+            segment_seconds: self.segment_seconds,
+            renditions: self.renditions.clone().map(|r| r.0),
+            ipns_ttl_secs: self.ipns_ttl_secs,
+            ipns_validity_hours: self.ipns_validity_hours,
+            crossfade: self.crossfade,
+            target_lufs: self.target_lufs,
+            jingle_every: self.jingle_every,
+            log_format: self.log_format,
+        }
+    }
+
+    /// How the station joins the IPFS network.
+    fn p2p_config(&self) -> ipfm_node::station::network::P2pConfig {
+        let mut p2p = ipfm_node::station::network::P2pConfig::public();
+        if !self.p2p_listen.is_empty() {
+            p2p.listen = self.p2p_listen.clone();
+        }
+        if self.no_default_bootstrap {
+            p2p.bootstrap.clear();
+        }
+        p2p.bootstrap.extend(self.bootstrap.iter().cloned());
+        p2p
+    }
 }
 
 /// Encoder settings shared by `render` and `station`.
@@ -141,16 +222,26 @@ enum KeyCommand {
     },
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (default `warn`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // `station` picks its log format from its settings, once they are merged.
+    if !matches!(cli.command, Command::Station(_)) {
+        init_logging(LogFormat::Text);
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -180,7 +271,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Add(args) => add(args, repo_path).await?,
         Command::Render(args) => render(args).await?,
-        Command::Station(args) => station(args, repo_path).await?,
+        Command::Station(args) => station(*args, repo_path).await?,
         Command::Key { command } => {
             let repo = Repo::open(&repo_path()?).await?;
             match command {
@@ -354,32 +445,38 @@ async fn station(
     args: StationArgs,
     repo_path: impl Fn() -> Result<PathBuf, repo::RepoError>,
 ) -> anyhow::Result<()> {
-    let config = ipfm_node::station::StationConfig {
-        music: args.music,
-        jingles: args.sound.jingles.clone(),
-        encoder: args.sound.encoder_config()?,
-        window: args.window,
-        retention: std::time::Duration::from_secs(args.retention_secs),
-        ipns_ttl: args.ipns_ttl_secs.map(std::time::Duration::from_secs),
-        ipns_validity: std::time::Duration::from_secs(
-            args.ipns_validity_hours.saturating_mul(3600),
-        ),
-        ..ipfm_node::station::StationConfig::default()
+    let file = match &args.config {
+        Some(path) => StationSettings::from_file(path)?,
+        None => StationSettings::default(),
     };
+    let settings = file
+        .merged(StationSettings::from_env(std::env::vars())?)
+        .merged(args.settings());
+    let resolved = settings.resolve()?;
+    init_logging(resolved.log_format);
     // `init` is idempotent: `ipfm station` with no arguments works on a fresh machine.
     let repo = Repo::init(&repo_path()?).await?.repo;
+    let config = ipfm_node::station::StationConfig {
+        p2p: Some(args.p2p_config()),
+        api_token: Some(ipfm_node::api::ApiToken::new(repo.api_token()?)),
+        ..resolved.station
+    };
     let key = repo.store().load_or_create_key().await?;
     ipfm_node::station::run(
         repo.store().clone(),
         key,
         config,
-        args.listen,
+        resolved.listen,
         shutdown_signal(),
         |info| {
             println!("ipfm station on the air");
             println!("player:    {}", info.player_url);
             println!("IPNS name: {}", info.ipns_name);
             println!("peer id:   {}", info.peer_id);
+            for addr in &info.p2p_addrs {
+                println!("p2p:       {addr}");
+            }
+            println!("api:       http://{}/api/v1/status", info.api);
         },
     )
     .await?;

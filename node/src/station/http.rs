@@ -11,7 +11,7 @@ use ipfm_store::Store;
 use tokio::sync::watch;
 
 use super::Published;
-use crate::gateway::{Gateway, GatewayConfig, LocalNames};
+use crate::gateway::{BlockFetcher, Gateway, GatewayConfig, LocalNames, NoFetcher};
 
 /// The player's path on the gateway: `/ipns/<k51…>/`.
 pub fn player_path(name: &PeerId) -> String {
@@ -26,8 +26,20 @@ pub fn router(
     station: &PeerId,
     published: watch::Receiver<Option<Published>>,
 ) -> Router {
+    router_with_fetcher(store, names, station, published, Arc::new(NoFetcher))
+}
+
+/// Like [`router`], asking `fetcher` (bitswap) for blocks the store lacks.
+pub fn router_with_fetcher(
+    store: Store,
+    names: Arc<LocalNames>,
+    station: &PeerId,
+    published: watch::Receiver<Option<Published>>,
+    fetcher: Arc<dyn BlockFetcher>,
+) -> Router {
     let gateway = Gateway::new(store)
         .with_name_resolver(names)
+        .with_block_fetcher(fetcher)
         .with_config(GatewayConfig {
             root_redirect: Some(player_path(station)),
         });

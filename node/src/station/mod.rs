@@ -15,6 +15,7 @@
 //! discontinuity) and the media and discontinuity sequences never reset.
 
 mod http;
+pub mod network;
 pub mod publish;
 mod root;
 mod state;
@@ -25,7 +26,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ed25519_dalek::SigningKey;
 use ipfm_encoder::{
@@ -40,10 +41,12 @@ use ipfm_protocol::Cid;
 use ipfm_store::{Blockstore, Store, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::api::ApiToken;
 use crate::gateway::LocalNames;
 use crate::hls::{PlaylistSegment, DEFAULT_WINDOW};
+use crate::metrics::StationMetrics;
 
-pub use http::{player_path, router};
+pub use http::{player_path, router, router_with_fetcher};
 pub use publish::{Publisher, RootUpdate};
 pub use state::TrackInfo;
 
@@ -78,6 +81,13 @@ pub struct StationConfig {
     pub retention: Duration,
     /// How often retention GC runs.
     pub gc_interval: Duration,
+    /// Join the IPFS network ([`run`] only); `None`: serve over HTTP only.
+    pub p2p: Option<network::P2pConfig>,
+    /// Serve the API, `/metrics` and `/healthz` on this address instead of the gateway's
+    /// ([`run`] only).
+    pub api_listen: Option<SocketAddr>,
+    /// Bearer token of the API's mutating endpoints; `None` refuses them all.
+    pub api_token: Option<ApiToken>,
 }
 
 impl Default for StationConfig {
@@ -92,6 +102,9 @@ impl Default for StationConfig {
             ipns_validity: Duration::from_secs(24 * 3600),
             retention: Duration::from_secs(600),
             gc_interval: Duration::from_secs(60),
+            p2p: None,
+            api_listen: None,
+            api_token: None,
         }
     }
 }
@@ -146,6 +159,8 @@ pub enum StationError {
     },
     #[error("station task: {0}")]
     Task(String),
+    #[error("network: {0}")]
+    Network(String),
 }
 
 /// The latest publication.
@@ -167,6 +182,7 @@ pub struct StationHandle {
     published: watch::Receiver<Option<Published>>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), StationError>>,
+    metrics: Arc<StationMetrics>,
 }
 
 impl StationHandle {
@@ -183,6 +199,11 @@ impl StationHandle {
     /// Follows the publications (`None` until the first one).
     pub fn published(&self) -> watch::Receiver<Option<Published>> {
         self.published.clone()
+    }
+
+    /// The station's metrics (what `/metrics` exports).
+    pub fn metrics(&self) -> Arc<StationMetrics> {
+        self.metrics.clone()
     }
 
     /// Stops the encoder, publishes a final root and flushes the store.
@@ -256,6 +277,7 @@ pub async fn start(
         .map_err(|e| StationError::Task(format!("starting the event bridge: {e}")))?;
 
     let (published_tx, published) = watch::channel(None);
+    let metrics = Arc::new(StationMetrics::new());
     let mut root = RootBuilder::new(store.clone(), name);
     root.add_player_assets().await?;
     let mut runner = Runner {
@@ -271,6 +293,7 @@ pub async fn start(
         position: None,
         new_segments: Vec::new(),
         published: published_tx,
+        metrics: metrics.clone(),
     };
     if runner.has_segments() {
         // A restart: serve the previous window at once (new segments follow it with a
@@ -285,6 +308,7 @@ pub async fn start(
         published,
         stop: Some(stop_tx),
         task,
+        metrics,
     })
 }
 
@@ -297,6 +321,11 @@ pub struct StationInfo {
     pub listen: SocketAddr,
     /// `http://<listen>/ipns/<name>/`.
     pub player_url: String,
+    /// Where peers reach the station (`…/p2p/<peer id>`); empty without [`StationConfig::p2p`].
+    pub p2p_addrs: Vec<libp2p::Multiaddr>,
+    /// Where the API, `/metrics` and `/healthz` listen (`listen` unless
+    /// [`StationConfig::api_listen`] moved them).
+    pub api: SocketAddr,
 }
 
 /// Runs a station with its gateway on `listen` until `shutdown` completes, then stops it
@@ -323,28 +352,104 @@ pub async fn run(
             addr: listen,
             source,
         })?;
+    let api_listener = match config.api_listen {
+        Some(api_listen) => {
+            Some(
+                crate::api::bind(api_listen)
+                    .await
+                    .map_err(|source| StationError::Listen {
+                        addr: api_listen,
+                        source,
+                    })?,
+            )
+        }
+        None => None,
+    };
+    let api_addr = api_listener.as_ref().map_or(addr, |(_, a)| *a);
+    let (api_token, retention) = (config.api_token.clone(), config.retention);
     let names = Arc::new(LocalNames::new());
-    let publishers: Vec<Arc<dyn Publisher>> = Vec::new();
-    let station = start(store.clone(), key, names.clone(), publishers, config).await?;
+    let mut publishers: Vec<Arc<dyn Publisher>> = Vec::new();
+    let mut fetcher: Arc<dyn crate::gateway::BlockFetcher> = Arc::new(crate::gateway::NoFetcher);
+    let (network, p2p_addrs) = match &config.p2p {
+        Some(p2p) => {
+            let network = network::StationNetwork::start(store.clone(), &key, p2p)
+                .await
+                .map_err(|e| StationError::Network(e.to_string()))?;
+            let addrs = network
+                .p2p_addrs()
+                .await
+                .map_err(|e| StationError::Network(e.to_string()))?;
+            publishers.push(network.publisher());
+            fetcher = network.block_fetcher();
+            (Some(network), addrs)
+        }
+        None => (None, Vec::new()),
+    };
+    let station = match start(store.clone(), key, names.clone(), publishers, config).await {
+        Ok(station) => station,
+        Err(e) => {
+            if let Some(network) = network {
+                network.shutdown().await;
+            }
+            return Err(e);
+        }
+    };
     let name = station.name();
-    let app = router(store, names, &name, station.published());
+    let peer_sampler = network.as_ref().map(|network| {
+        tokio::spawn(crate::metrics::sample_peers(
+            network.client().clone(),
+            station.metrics(),
+        ))
+    });
+    let gateway = router_with_fetcher(store.clone(), names, &name, station.published(), fetcher);
+    let api = crate::api::ApiContext {
+        peer: name,
+        listen: std::iter::once(addr)
+            .chain(api_listener.as_ref().map(|(_, a)| *a))
+            .collect(),
+        published: station.published(),
+        metrics: station.metrics(),
+        store,
+        retention,
+        started: Instant::now(),
+        token: api_token,
+    };
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(crate::gateway::serve(listener, app, async move {
-        let _ = http_stop_rx.await;
-    }));
+    let server = tokio::spawn(crate::api::serve(
+        listener,
+        api_listener.map(|(l, _)| l),
+        gateway,
+        api,
+        async move {
+            let _ = http_stop_rx.await;
+        },
+    ));
     on_ready(&StationInfo {
         peer_id: name.to_string(),
         ipns_name: name.to_ipns_name(),
         listen: addr,
         player_url: format!("http://{addr}{}", player_path(&name)),
+        p2p_addrs,
+        api: api_addr,
     });
     shutdown.await;
     let stopped = station.stop().await;
+    if let Some(sampler) = peer_sampler {
+        sampler.abort();
+    }
     let _ = http_stop_tx.send(());
     if tokio::time::timeout(HTTP_GRACE, server).await.is_err() {
         tracing::warn!("gateway connections still open at shutdown; closing them");
     }
+    if let Some(network) = network {
+        network.shutdown().await;
+    }
     stopped
+}
+
+/// The recent tracks (newest first) as last persisted by the station.
+pub async fn history(store: &Store) -> Result<Vec<TrackInfo>, StationError> {
+    Ok(load_state(store).await?.history)
 }
 
 async fn load_state(store: &Store) -> Result<StationState, StationError> {
@@ -393,6 +498,8 @@ struct Arrived {
     segment: Segment,
     cid: Cid,
     size: u64,
+    /// When it came out of the encoder (for the publish latency).
+    at: Instant,
 }
 
 struct Runner {
@@ -411,6 +518,7 @@ struct Runner {
     /// Segment blocks not yet announced to the publishers.
     new_segments: Vec<Cid>,
     published: watch::Sender<Option<Published>>,
+    metrics: Arc<StationMetrics>,
 }
 
 impl Runner {
@@ -489,9 +597,15 @@ impl Runner {
         let bytes = std::mem::take(&mut segment.bytes);
         let (cid, size) = (raw_cid(&bytes), bytes.len() as u64);
         self.store.put(&cid, bytes).await?;
+        self.metrics.segment_encoded(&segment.rendition);
         let sequence = segment.sequence;
         let arrived = self.pending.entry(sequence).or_default();
-        arrived.push(Arrived { segment, cid, size });
+        arrived.push(Arrived {
+            segment,
+            cid,
+            size,
+            at: Instant::now(),
+        });
         if arrived.len() >= self.config.encoder.renditions.len() {
             self.commit(sequence).await?;
         }
@@ -510,7 +624,11 @@ impl Runner {
             return Ok(());
         };
         let now = SystemTime::now();
-        for Arrived { segment, cid, size } in &arrived {
+        let first_arrival = arrived.iter().map(|a| a.at).min();
+        for Arrived {
+            segment, cid, size, ..
+        } in &arrived
+        {
             self.state.push_segment(
                 &segment.rendition,
                 PlaylistSegment::new(
@@ -532,11 +650,17 @@ impl Runner {
             );
             self.position = Some(first.segment.position.clone());
         }
-        self.publish().await
+        let ipns_sequence = self.publish().await?;
+        if let Some(first_arrival) = first_arrival {
+            self.metrics
+                .published(first_arrival.elapsed(), ipns_sequence);
+        }
+        Ok(())
     }
 
     /// Builds, pins, signs and publishes the root for the current windows, then persists.
-    async fn publish(&mut self) -> Result<(), StationError> {
+    /// Returns the IPNS sequence published.
+    async fn publish(&mut self) -> Result<u64, StationError> {
         let now = SystemTime::now();
         self.state.expire(self.config.retention, now);
         self.pin_retained().await?;
@@ -595,7 +719,8 @@ impl Runner {
             now_playing: self.state.history.first().cloned(),
             at: now,
         }));
-        Ok(())
+        self.metrics.set_ipns_sequence(ipns_sequence);
+        Ok(ipns_sequence)
     }
 
     async fn pin_retained(&mut self) -> Result<(), StationError> {
@@ -618,12 +743,19 @@ impl Runner {
             }
         }
         match self.store.gc(self.config.retention).await {
-            Ok(report) => tracing::debug!(
-                removed = report.removed_blocks,
-                bytes = report.removed_bytes,
-                kept = report.kept_blocks,
-                "retention GC"
-            ),
+            Ok(report) => {
+                self.metrics.gc_ran(
+                    report.removed_blocks,
+                    report.removed_bytes,
+                    report.kept_blocks,
+                );
+                tracing::debug!(
+                    removed = report.removed_blocks,
+                    bytes = report.removed_bytes,
+                    kept = report.kept_blocks,
+                    "retention GC"
+                )
+            }
             Err(e) => tracing::warn!(error = %e, "retention GC failed"),
         }
     }

@@ -504,3 +504,80 @@ impl CidComparison {
         );
     }
 }
+
+/// A real Kubo 0.22 peer in a child process (tests/interop/net_kubo_peer.py), answering one
+/// JSON line per command; see the script for the commands. Killed on drop.
+pub struct KuboPeer {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub peer_id: String,
+}
+
+impl KuboPeer {
+    pub fn start() -> KuboPeer {
+        use std::io::BufRead;
+        let mut child = Command::new(venv_python())
+            .arg(interop_dir().join("net_kubo_peer.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the Kubo peer");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, lines) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut kubo = KuboPeer {
+            child,
+            stdin,
+            lines,
+            peer_id: String::new(),
+        };
+        let ready = kubo.next_line(KUBO_TIMEOUT);
+        kubo.peer_id = ready["peer_id"].as_str().expect("peer id").to_string();
+        kubo
+    }
+
+    fn next_line(&mut self, timeout: Duration) -> serde_json::Value {
+        let line = self
+            .lines
+            .recv_timeout(timeout)
+            .expect("the Kubo peer answers in time");
+        serde_json::from_str(&line).expect("a JSON line")
+    }
+
+    /// Sends `request` and asserts the answer is `ok` (blocking; call from a blocking
+    /// section or `block_in_place` in async tests).
+    pub fn call_ok(&mut self, request: serde_json::Value, timeout: Duration) -> serde_json::Value {
+        use std::io::Write;
+        writeln!(self.stdin, "{request}").expect("write command");
+        self.stdin.flush().expect("flush command");
+        let answer = self.next_line(timeout);
+        assert_eq!(answer["ok"], true, "{request} -> {answer}");
+        answer
+    }
+}
+
+impl Drop for KuboPeer {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = writeln!(self.stdin, "{}", serde_json::json!({"cmd": "quit"}));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

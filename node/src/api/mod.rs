@@ -1,0 +1,170 @@
+//! The operator API: `GET /api/v1/status`, `GET /api/v1/history`, `GET /metrics`, and
+//! the mutating `POST /api/v1/gc`, which needs `Authorization: Bearer <token>` (the token
+//! `ipfm init` writes to the repository's `api-token`, mode 0600).
+//!
+//! The encoder offers no way to skip a track or reload its library while it runs, so
+//! there is no skip or rescan endpoint yet; GC on demand is the one mutation.
+
+mod auth;
+mod serve;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use ipfm_protocol::peer::PeerId;
+use ipfm_store::Store;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::metrics::StationMetrics;
+use crate::station::{Published, TrackInfo};
+
+pub use auth::{token_matches, ApiToken};
+pub use serve::{bind, serve};
+
+/// What the API reads.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub peer: PeerId,
+    /// Addresses the station's HTTP listeners are bound to.
+    pub listen: Vec<SocketAddr>,
+    pub published: watch::Receiver<Option<Published>>,
+    pub metrics: Arc<StationMetrics>,
+    pub store: Store,
+    /// Retention period GC keeps unreferenced blocks for.
+    pub retention: Duration,
+    pub started: Instant,
+    /// Bearer token of the mutating endpoints; `None` refuses every mutation.
+    pub token: Option<ApiToken>,
+}
+
+/// `/api/v1/status`.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub version: &'static str,
+    pub peer_id: String,
+    pub ipns_name: String,
+    pub listen: Vec<String>,
+    /// Current station root, once one is published.
+    pub root: Option<String>,
+    pub ipns_sequence: Option<u64>,
+    pub media_sequence: Option<u64>,
+    pub newest_sequence: Option<u64>,
+    pub now_playing: Option<TrackInfo>,
+    /// Unix time of the last publication, in milliseconds.
+    pub last_publish_ms: Option<u64>,
+    /// Segments stored since start, all renditions.
+    pub segments_encoded: u64,
+    /// Distinct clients that fetched a segment in the last 30 s.
+    pub listeners: usize,
+    /// libp2p peers connected (0 without networking).
+    pub peers_connected: u64,
+    pub uptime_secs: u64,
+}
+
+/// The API routes (merge them with the gateway's or serve them alone).
+pub fn router(context: ApiContext) -> Router {
+    Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/history", get(history))
+        .route("/api/v1/gc", post(gc))
+        .route("/metrics", get(metrics))
+        .with_state(Arc::new(context))
+}
+
+async fn status(State(context): State<Arc<ApiContext>>) -> Response {
+    let published = context.published.borrow().clone();
+    let published = published.as_ref();
+    json(&Status {
+        version: env!("CARGO_PKG_VERSION"),
+        peer_id: context.peer.to_string(),
+        ipns_name: context.peer.to_ipns_name(),
+        listen: context.listen.iter().map(ToString::to_string).collect(),
+        root: published.map(|p| p.root.to_string()),
+        ipns_sequence: published.map(|p| p.ipns_sequence),
+        media_sequence: published.map(|p| p.media_sequence),
+        newest_sequence: published.map(|p| p.newest_sequence),
+        now_playing: published.and_then(|p| p.now_playing.clone()),
+        last_publish_ms: published.map(|p| unix_millis(p.at)),
+        segments_encoded: context.metrics.segments_encoded_total(),
+        listeners: context.metrics.listeners(Instant::now()),
+        peers_connected: context.metrics.peers_connected(),
+        uptime_secs: context.started.elapsed().as_secs(),
+    })
+}
+
+async fn history(State(context): State<Arc<ApiContext>>) -> Response {
+    match crate::station::history(&context.store).await {
+        Ok(tracks) => json(&tracks),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the history: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(context): State<Arc<ApiContext>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        context.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// What `POST /api/v1/gc` did.
+#[derive(Debug, Serialize)]
+pub struct GcResult {
+    pub removed_blocks: u64,
+    pub removed_bytes: u64,
+    pub kept_blocks: u64,
+}
+
+async fn gc(State(context): State<Arc<ApiContext>>, headers: HeaderMap) -> Response {
+    if !auth::authorised(&headers, context.token.as_ref()) {
+        return auth::unauthorised();
+    }
+    // Same minimum age as the station's own GC: retained segments stay fetchable.
+    match context.store.gc(context.retention).await {
+        Ok(report) => {
+            context.metrics.gc_ran(
+                report.removed_blocks,
+                report.removed_bytes,
+                report.kept_blocks,
+            );
+            json(&GcResult {
+                removed_blocks: report.removed_blocks,
+                removed_bytes: report.removed_bytes,
+                kept_blocks: report.kept_blocks,
+            })
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("GC failed: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// A JSON response (the workspace's axum is built without its `json` feature).
+fn json<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the response: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
