@@ -44,6 +44,7 @@ pub struct StationMetrics {
     publish_latency: Histogram,
     ipns_sequence: Gauge,
     blocks_stored: Gauge,
+    bytes_stored: Gauge,
     gc_runs: Counter,
     gc_removed_blocks: Counter,
     gc_removed_bytes: Counter,
@@ -77,6 +78,7 @@ impl StationMetrics {
         let publish_latency = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         let ipns_sequence = Gauge::default();
         let blocks_stored = Gauge::default();
+        let bytes_stored = Gauge::default();
         let gc_runs = Counter::default();
         let gc_removed_blocks = Counter::default();
         let gc_removed_bytes = Counter::default();
@@ -102,6 +104,11 @@ impl StationMetrics {
             "blocks_stored",
             "Blocks in the store after the latest GC run",
             blocks_stored.clone(),
+        );
+        registry.register(
+            "bytes_stored",
+            "Bytes of block data in the store after the latest GC run",
+            bytes_stored.clone(),
         );
         registry.register("gc_runs", "Retention GC runs", gc_runs.clone());
         registry.register(
@@ -135,6 +142,7 @@ impl StationMetrics {
             publish_latency,
             ipns_sequence,
             blocks_stored,
+            bytes_stored,
             gc_runs,
             gc_removed_blocks,
             gc_removed_bytes,
@@ -175,12 +183,18 @@ impl StationMetrics {
     }
 
     /// A GC run finished.
-    pub fn gc_ran(&self, removed_blocks: u64, removed_bytes: u64, kept_blocks: u64) {
+    pub fn gc_ran(&self, removed_blocks: u64, removed_bytes: u64) {
         self.gc_runs.inc();
         self.gc_removed_blocks.inc_by(removed_blocks);
         self.gc_removed_bytes.inc_by(removed_bytes);
+    }
+
+    /// What the store holds now.
+    pub fn set_stored(&self, blocks: u64, bytes: u64) {
         self.blocks_stored
-            .set(i64::try_from(kept_blocks).unwrap_or(i64::MAX));
+            .set(i64::try_from(blocks).unwrap_or(i64::MAX));
+        self.bytes_stored
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// An HTTP response with `status` went out.
@@ -293,12 +307,14 @@ mod tests {
         metrics.segment_encoded("lofi");
         metrics.segment_encoded("hifi");
         metrics.http_response(404);
-        metrics.gc_ran(3, 300, 10);
+        metrics.gc_ran(3, 300);
+        metrics.set_stored(10, 4096);
         let text = metrics.encode();
         assert!(text.contains("ipfm_segments_encoded_total{rendition=\"lofi\"} 2"));
         assert!(text.contains("ipfm_http_requests_total{status=\"404\"} 1"));
         assert!(text.contains("ipfm_gc_removed_blocks_total 3"));
         assert!(text.contains("ipfm_blocks_stored 10"));
+        assert!(text.contains("ipfm_bytes_stored 4096"));
         assert_eq!(metrics.segments_encoded_total(), 3);
     }
 }

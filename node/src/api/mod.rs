@@ -131,19 +131,13 @@ async fn gc(State(context): State<Arc<ApiContext>>, headers: HeaderMap) -> Respo
         return auth::unauthorised();
     }
     // Same minimum age as the station's own GC: retained segments stay fetchable.
-    match context.store.gc(context.retention).await {
-        Ok(report) => {
-            context.metrics.gc_ran(
-                report.removed_blocks,
-                report.removed_bytes,
-                report.kept_blocks,
-            );
-            json(&GcResult {
-                removed_blocks: report.removed_blocks,
-                removed_bytes: report.removed_bytes,
-                kept_blocks: report.kept_blocks,
-            })
-        }
+    match crate::station::collect_garbage(&context.store, context.retention, &context.metrics).await
+    {
+        Ok(report) => json(&GcResult {
+            removed_blocks: report.removed_blocks,
+            removed_bytes: report.removed_bytes,
+            kept_blocks: report.kept_blocks,
+        }),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("GC failed: {e}\n"),

@@ -5,8 +5,6 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
-use axum::http::StatusCode;
-use axum::routing::get;
 use axum::Router;
 use futures::FutureExt;
 use tokio::net::TcpListener;
@@ -47,19 +45,8 @@ pub async fn serve(
         }
         Some(api_listener) => {
             let published = context.published.clone();
-            let api = super::router(context).route(
-                "/healthz",
-                get(move || {
-                    let ready = published.borrow().is_some();
-                    async move {
-                        if ready {
-                            (StatusCode::OK, "ok\n")
-                        } else {
-                            (StatusCode::SERVICE_UNAVAILABLE, "no root published yet\n")
-                        }
-                    }
-                }),
-            );
+            let api =
+                super::router(context).route("/healthz", crate::station::http::healthz(published));
             let (a, b) = tokio::join!(
                 serve_one(gateway_listener, count(gateway), shutdown.clone()),
                 serve_one(api_listener, count(api), shutdown),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use ipfm_protocol::peer::PeerId;
 use ipfm_store::Store;
@@ -43,19 +43,22 @@ pub fn router_with_fetcher(
         .with_config(GatewayConfig {
             root_redirect: Some(player_path(station)),
         });
-    gateway.router().route(
-        "/healthz",
-        get(move || {
-            let ready = published.borrow().is_some();
-            async move {
-                if ready {
-                    (StatusCode::OK, "ok\n")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "no root published yet\n")
-                }
+    gateway.router().route("/healthz", healthz(published))
+}
+
+/// The `/healthz` handler: 200 once the station published its first root, 503 before.
+/// Mounted on the gateway's router and, when the API has its own listener, on that too.
+pub fn healthz(published: watch::Receiver<Option<Published>>) -> MethodRouter {
+    get(move || {
+        let ready = published.borrow().is_some();
+        async move {
+            if ready {
+                (StatusCode::OK, "ok\n")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "no root published yet\n")
             }
-        }),
-    )
+        }
+    })
 }
 
 #[cfg(test)]
@@ -67,7 +70,7 @@ mod tests {
     use ipfm_protocol::cid::raw_cid;
     use tower::ServiceExt;
 
-    async fn healthz(app: Router) -> StatusCode {
+    async fn get_healthz(app: Router) -> StatusCode {
         let request = Request::get("/healthz").body(Body::empty()).unwrap();
         app.oneshot(request).await.unwrap().status()
     }
@@ -82,7 +85,10 @@ mod tests {
             &station,
             rx,
         );
-        assert_eq!(healthz(app.clone()).await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            get_healthz(app.clone()).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         tx.send_replace(Some(Published {
             root: raw_cid(b"root"),
             ipns_sequence: 1,
@@ -91,6 +97,6 @@ mod tests {
             now_playing: None,
             at: std::time::SystemTime::now(),
         }));
-        assert_eq!(healthz(app).await, StatusCode::OK);
+        assert_eq!(get_healthz(app).await, StatusCode::OK);
     }
 }
