@@ -3,65 +3,22 @@
 //! the one `ipfm add -n -Q OUT_DIR` computes.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use m3u8_rs::Playlist;
 
+mod common;
+
+use common::{ffmpeg_tone, run, Finished};
+
 /// Bound on every child process (the encoder renders a few seconds of audio).
 const TIMEOUT: Duration = Duration::from_secs(180);
 
-fn run_with_timeout(mut cmd: Command) -> Output {
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawning a child process");
-    let id = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(TIMEOUT) {
-        Ok(output) => output.expect("waiting for a child process"),
-        Err(_) => {
-            // Kill only the child we started, by its id.
-            let _ = Command::new("kill").arg("-9").arg(id.to_string()).status();
-            panic!("{cmd:?} did not finish within {TIMEOUT:?}");
-        }
-    }
-}
-
-fn ffmpeg_tone(dir: &Path, name: &str, freq: u32, seconds: u32, title: &str) {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args([
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-    ])
-    .arg("-i")
-    .arg(format!("sine=frequency={freq}:duration={seconds}"))
-    .arg("-metadata")
-    .arg(format!("title={title}"))
-    .arg("-metadata")
-    .arg("artist=Test Artist")
-    .arg(dir.join(name));
-    let out = run_with_timeout(cmd);
-    assert!(
-        out.status.success(),
-        "ffmpeg: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn ipfm(args: &[&str], repo: &Path) -> Output {
+fn ipfm(args: &[&str], repo: &Path) -> Finished {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipfm"));
     cmd.args(args).env("IPFM_REPO", repo);
-    run_with_timeout(cmd)
+    run(cmd, TIMEOUT)
 }
 
 /// Decodes a segment completely; returns ffmpeg's error output (empty when clean).
@@ -70,9 +27,9 @@ fn decode_errors(path: &Path) -> String {
     cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
         .arg(path)
         .args(["-f", "null", "-"]);
-    let out = run_with_timeout(cmd);
+    let out = run(cmd, TIMEOUT);
     assert!(out.status.success(), "ffmpeg could not decode {path:?}");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    out.stderr
 }
 
 fn parse(path: &Path) -> Playlist {
@@ -85,8 +42,8 @@ fn render_writes_playable_vod_hls_and_prints_the_add_cid() {
     let work = tempfile::tempdir().unwrap();
     let music = work.path().join("music");
     std::fs::create_dir(&music).unwrap();
-    ffmpeg_tone(&music, "a.flac", 440, 3, "Tone A");
-    ffmpeg_tone(&music, "b.flac", 660, 3, "Tone B");
+    ffmpeg_tone(&music.join("a.flac"), 440, 3, "Tone A");
+    ffmpeg_tone(&music.join("b.flac"), 660, 3, "Tone B");
     let out = work.path().join("out");
     let repo = work.path().join("repo");
 
@@ -104,9 +61,9 @@ fn render_writes_playable_vod_hls_and_prints_the_add_cid() {
     assert!(
         rendered.status.success(),
         "render failed: {}",
-        String::from_utf8_lossy(&rendered.stderr)
+        rendered.stderr
     );
-    let printed = String::from_utf8(rendered.stdout).unwrap();
+    let printed = rendered.stdout;
     let printed_cid = printed.trim();
     assert!(printed_cid.starts_with("bafy"), "printed {printed:?}");
 
@@ -161,7 +118,7 @@ fn render_writes_playable_vod_hls_and_prints_the_add_cid() {
 
     let added = ipfm(&["add", "-n", "-Q", out.to_str().unwrap()], &repo);
     assert!(added.status.success());
-    assert_eq!(String::from_utf8(added.stdout).unwrap().trim(), printed_cid);
+    assert_eq!(added.stdout.trim(), printed_cid);
 }
 
 #[test]
@@ -180,6 +137,6 @@ fn render_refuses_a_non_empty_output_directory() {
         &work.path().join("repo"),
     );
     assert!(!rendered.status.success());
-    assert!(String::from_utf8_lossy(&rendered.stderr).contains("not empty"));
+    assert!(rendered.stderr.contains("not empty"));
     assert_eq!(std::fs::read(out.join("old.txt")).unwrap(), b"keep me");
 }

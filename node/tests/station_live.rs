@@ -2,9 +2,10 @@
 //! roots published under the station's IPNS name and served by the gateway over HTTP on
 //! loopback, retention GC, and a restart on the same repository.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -21,33 +22,6 @@ use tokio::sync::{oneshot, watch};
 /// Bound on every wait (realtime: one segment every 2 s; a loaded machine may lag).
 const WAIT: Duration = Duration::from_secs(90);
 const TITLE: &str = "Station Test Tone";
-
-fn ffmpeg_tone(path: &Path, seconds: u32) {
-    let out = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-        ])
-        .arg("-i")
-        .arg(format!("sine=frequency=523:duration={seconds}"))
-        .arg("-metadata")
-        .arg(format!("title={TITLE}"))
-        .arg("-metadata")
-        .arg("artist=Test Artist")
-        .arg(path)
-        .output()
-        .expect("ffmpeg CLI is installed for tests");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn config(music: &Path) -> StationConfig {
     StationConfig {
@@ -253,7 +227,7 @@ async fn station_publishes_serves_retains_collects_and_resumes() {
     let work = tempfile::tempdir().unwrap();
     let music = work.path().join("music");
     std::fs::create_dir(&music).unwrap();
-    ffmpeg_tone(&music.join("tone.flac"), 120);
+    common::ffmpeg_tone(&music.join("tone.flac"), 523, 120, TITLE);
     let repo_dir = work.path().join("repo");
     let repo = Repo::init(&repo_dir).await.unwrap().repo;
 

@@ -60,6 +60,20 @@ fn node_command(script: &str) -> Command {
     cmd
 }
 
+/// Write a tagged sine tone of `seconds` to `path` (format from the extension) with the
+/// ffmpeg CLI: test media for the encoder and the station.
+pub fn ffmpeg_tone(path: &Path, frequency: u32, seconds: u32, title: &str) {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency={frequency}:duration={seconds}"))
+        .arg("-metadata")
+        .arg(format!("title={title}"))
+        .args(["-metadata", "artist=Test Artist"])
+        .arg(path);
+    run(cmd, Duration::from_secs(120)).expect_success();
+}
+
 /// What a finished helper process left behind.
 pub struct Finished {
     pub status: ExitStatus,
