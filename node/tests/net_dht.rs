@@ -1,6 +1,8 @@
 //! The LAN DHT between ipfm nodes on loopback: a node that only knows a middle peer finds
 //! the provider of a block through that peer's DHT, dials it and fetches the block.
 
+mod common;
+use common::tcp_addr;
 use std::time::{Duration, Instant};
 
 use ipfm_node::net::swarm::{spawn, Client, NetworkConfig};
@@ -8,8 +10,6 @@ use ipfm_node::net::StoreBlocks;
 use ipfm_protocol::cid::raw_cid;
 use ipfm_store::{Blockstore, MemoryBlockstore};
 use libp2p::identity::Keypair;
-use libp2p::multiaddr::Protocol;
-use libp2p::Multiaddr;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -24,17 +24,6 @@ async fn node(dht_server: bool) -> (Client, MemoryBlockstore) {
             .expect("swarm starts in time")
             .expect("swarm starts");
     (client, store)
-}
-
-async fn tcp_addr(client: &Client) -> Multiaddr {
-    let addr = client
-        .listen_addrs()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
-        .expect("a TCP listen address");
-    addr.with(Protocol::P2p(client.peer_id()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

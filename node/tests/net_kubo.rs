@@ -2,6 +2,8 @@
 //! over loopback: Kubo fetches from ipfm over bitswap, ipfm fetches what Kubo added, and
 //! gossipsub messages flow both ways. Needs the venv from `make deps`.
 
+mod common;
+use common::tcp_addr;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -16,7 +18,6 @@ use ipfm_protocol::builder::{build_file, read_file, CidMode, DirectoryBuilder};
 use ipfm_protocol::cid::raw_cid;
 use ipfm_store::{Blockstore, MemoryBlockstore};
 use libp2p::identity::Keypair;
-use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use rand::RngCore;
 use serde_json::{json, Value};
@@ -166,17 +167,6 @@ async fn ipfm_node_with(config: NetworkConfig) -> (Client, MemoryBlockstore) {
             .expect("swarm starts in time")
             .expect("swarm starts");
     (client, store)
-}
-
-async fn tcp_addr(client: &Client) -> Multiaddr {
-    let addr = client
-        .listen_addrs()
-        .await
-        .expect("listen addrs")
-        .into_iter()
-        .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
-        .expect("a TCP listen address");
-    addr.with(Protocol::P2p(client.peer_id()))
 }
 
 /// Kubo dials ipfm and fetches a segment-sized raw block and a multi-block CIDv1 file.

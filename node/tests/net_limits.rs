@@ -1,12 +1,13 @@
 //! Connection limits: per peer and in total, enforced by the swarm.
 
+mod common;
+use common::tcp_addr;
 use std::time::Duration;
 
 use ipfm_node::net::swarm::{spawn, Client, NetError, NetworkConfig};
 use ipfm_node::net::StoreBlocks;
 use ipfm_store::MemoryBlockstore;
 use libp2p::identity::Keypair;
-use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -20,17 +21,6 @@ async fn node(configure: impl FnOnce(&mut NetworkConfig)) -> Client {
         .expect("swarm starts in time")
         .expect("swarm starts");
     client
-}
-
-async fn tcp_addr(client: &Client) -> Multiaddr {
-    let addr = client
-        .listen_addrs()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
-        .expect("a TCP listen address");
-    addr.with(Protocol::P2p(client.peer_id()))
 }
 
 async fn dial(from: &Client, to: Multiaddr) -> Result<libp2p::PeerId, NetError> {

@@ -2,6 +2,8 @@
 //! other's provider records, fetch blocks, deliver gossip, and keep working when a third of
 //! them leave and come back (same identities, new ports).
 
+mod common;
+use common::tcp_addr;
 use std::time::{Duration, Instant};
 
 use cid::Cid;
@@ -10,7 +12,6 @@ use ipfm_node::net::StoreBlocks;
 use ipfm_protocol::cid::raw_cid;
 use ipfm_store::{Blockstore, MemoryBlockstore};
 use libp2p::identity::Keypair;
-use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -78,17 +79,6 @@ impl SimNode {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
-}
-
-async fn tcp_addr(client: &Client) -> Multiaddr {
-    let addr = client
-        .listen_addrs()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
-        .expect("a TCP listen address");
-    addr.with(Protocol::P2p(client.peer_id()))
 }
 
 /// Every running node fetches the block of the next running node (found through the DHT

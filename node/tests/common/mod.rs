@@ -595,3 +595,16 @@ impl Drop for KuboPeer {
         let _ = self.child.wait();
     }
 }
+
+/// A node's TCP listen address with its `/p2p/` id: what other test nodes dial.
+pub async fn tcp_addr(client: &ipfm_node::net::swarm::Client) -> libp2p::Multiaddr {
+    use libp2p::multiaddr::Protocol;
+    let addr = client
+        .listen_addrs()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
+        .expect("a TCP listen address");
+    addr.with(Protocol::P2p(client.peer_id()))
+}
