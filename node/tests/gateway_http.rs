@@ -201,6 +201,14 @@ impl Reply {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// The body as a CAR (every block verified by the parser): its roots and the CIDs of
+    /// its blocks in the order they came.
+    fn car(&self) -> (Vec<Cid>, Vec<Cid>) {
+        let (roots, blocks) = car::parse(&self.body)
+            .unwrap_or_else(|e| panic!("not a valid CAR ({e}): {}", self.text()));
+        (roots, blocks.into_iter().map(|(cid, _)| cid).collect())
+    }
 }
 
 async fn send(app: &Router, method: Method, uri: &str, headers: &[(&str, &str)]) -> Reply {
@@ -227,6 +235,12 @@ async fn send(app: &Router, method: Method, uri: &str, headers: &[(&str, &str)])
 
 async fn get(app: &Router, uri: &str) -> Reply {
     send(app, Method::GET, uri, &[]).await
+}
+
+/// A GET of `uri` with `If-None-Match: etag` must be answered 304.
+async fn assert_not_modified(app: &Router, uri: &str, etag: &str) {
+    let again = send(app, Method::GET, uri, &[("if-none-match", etag)]).await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{uri} with {etag}");
 }
 
 fn app(f: &Fixture) -> Router {
@@ -455,14 +469,7 @@ async fn directories_redirect_serve_index_or_list() {
         listing.header("cache-control"),
         "public, max-age=604800, stale-while-revalidate=2678400"
     );
-    let again = send(
-        &app,
-        Method::GET,
-        &format!("/ipfs/{}/", f.root),
-        &[("if-none-match", &etag)],
-    )
-    .await;
-    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert_not_modified(&app, &format!("/ipfs/{}/", f.root), &etag).await;
 }
 
 // ----------------------------------------------------------------------------- trustless
@@ -526,9 +533,8 @@ async fn car_of_the_whole_tree() {
         .header("content-disposition")
         .starts_with(&format!("attachment; filename=\"{}.car\"", f.root)));
 
-    let (roots, blocks) = car::parse(&r.body).expect("valid CAR, every block verified");
+    let (roots, cids) = r.car();
     assert_eq!(roots, vec![f.root]);
-    let cids: Vec<Cid> = blocks.iter().map(|(cid, _)| *cid).collect();
     assert_eq!(cids[0], f.root);
     let unique: HashSet<Cid> = cids.iter().copied().collect();
     assert_eq!(unique.len(), cids.len(), "dups=n sends each block once");
@@ -553,14 +559,12 @@ async fn car_of_the_whole_tree() {
         format!("/ipfs/{}?format=car", f.root)
     );
 
-    let cached = send(
+    assert_not_modified(
         &app,
-        Method::GET,
         &format!("/ipfs/{}?format=car", f.root),
-        &[("if-none-match", r.header("etag"))],
+        r.header("etag"),
     )
     .await;
-    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
 }
 
 #[tokio::test]
@@ -569,9 +573,8 @@ async fn car_of_a_path_proves_the_path() {
     let app = app(&f);
     let r = get(&app, &format!("/ipfs/{}/big.bin?format=car", f.root)).await;
     assert_eq!(r.status, StatusCode::OK);
-    let (roots, blocks) = car::parse(&r.body).unwrap();
+    let (roots, cids) = r.car();
     assert_eq!(roots, vec![f.big]);
-    let cids: Vec<Cid> = blocks.iter().map(|(cid, _)| *cid).collect();
     let mut expected = vec![f.root];
     expected.extend(&f.big_blocks);
     assert_eq!(cids, expected);
@@ -581,8 +584,7 @@ async fn car_of_a_path_proves_the_path() {
         &format!("/ipfs/{}/big.bin?format=car&dag-scope=block", f.root),
     )
     .await;
-    let (_, blocks) = car::parse(&scoped.body).unwrap();
-    let cids: Vec<Cid> = blocks.iter().map(|(cid, _)| *cid).collect();
+    let (_, cids) = scoped.car();
     assert_eq!(cids, vec![f.root, f.big]);
     assert_ne!(scoped.header("etag"), r.header("etag"));
 
@@ -592,8 +594,7 @@ async fn car_of_a_path_proves_the_path() {
         &format!("/ipfs/{}/site?format=car&dag-scope=entity", f.root),
     )
     .await;
-    let (_, blocks) = car::parse(&entity.body).unwrap();
-    let cids: Vec<Cid> = blocks.iter().map(|(cid, _)| *cid).collect();
+    let (_, cids) = entity.car();
     assert_eq!(cids, vec![f.root, f.site]);
 }
 
@@ -603,7 +604,7 @@ async fn car_is_readable_by_npm_ipld_car() {
     let app = app(&f);
     let r = get(&app, &format!("/ipfs/{}?format=car", f.root)).await;
     assert_eq!(r.status, StatusCode::OK);
-    let (_, ours) = car::parse(&r.body).unwrap();
+    let (_, ours) = r.car();
 
     let interop = common::interop_dir();
     assert!(
@@ -622,7 +623,7 @@ async fn car_is_readable_by_npm_ipld_car() {
     assert_eq!(js["version"], 1);
     assert_eq!(js["roots"], serde_json::json!([f.root.to_string()]));
     let js_blocks: Vec<String> = serde_json::from_value(js["blocks"].clone()).unwrap();
-    let ours: Vec<String> = ours.iter().map(|(cid, _)| cid.to_string()).collect();
+    let ours: Vec<String> = ours.iter().map(Cid::to_string).collect();
     assert_eq!(js_blocks, ours);
 }
 
@@ -645,16 +646,24 @@ fn station(seed: u8) -> Station {
 }
 
 impl Station {
-    fn publish(&self, value: &str, sequence: u64, lifetime: Duration, ttl: Duration) -> IpnsRecord {
+    /// Publishes `value` valid for `lifetime_secs`, cached for `ttl_secs`.
+    fn publish(&self, value: &str, sequence: u64, lifetime_secs: u64, ttl_secs: u64) -> IpnsRecord {
         let record = IpnsRecord::create(
             &self.key,
             value,
             sequence,
-            SystemTime::now() + lifetime,
-            ttl,
+            SystemTime::now() + Duration::from_secs(lifetime_secs),
+            Duration::from_secs(ttl_secs),
         );
         assert!(self.names.publish(self.name, record.clone()).unwrap());
         record
+    }
+
+    /// A gateway over the fixture's store that resolves this station's name.
+    fn gateway(&self, f: &Fixture) -> Router {
+        Gateway::new(f.store.clone())
+            .with_name_resolver(self.names.clone())
+            .router()
     }
 }
 
@@ -670,15 +679,8 @@ fn max_age(reply: &Reply) -> u64 {
 async fn ipns_paths_resolve_through_the_station_record() {
     let f = fixture().await;
     let s = station(11);
-    s.publish(
-        &format!("/ipfs/{}", f.root),
-        1,
-        Duration::from_secs(3600),
-        Duration::from_secs(300),
-    );
-    let app = Gateway::new(f.store.clone())
-        .with_name_resolver(s.names.clone())
-        .router();
+    s.publish(&format!("/ipfs/{}", f.root), 1, 3600, 300);
+    let app = s.gateway(&f);
     for name in [s.name.to_ipns_name(), s.name.to_base58()] {
         let uri = format!("/ipns/{name}/big.bin");
         let r = get(&app, &uri).await;
@@ -696,15 +698,8 @@ async fn ipns_paths_resolve_through_the_station_record() {
 
     // A record whose EOL comes before its TTL runs out caps max-age at the EOL.
     let soon = station(12);
-    soon.publish(
-        &format!("/ipfs/{}/site", f.root),
-        1,
-        Duration::from_secs(60),
-        Duration::from_secs(3600),
-    );
-    let app = Gateway::new(f.store.clone())
-        .with_name_resolver(soon.names.clone())
-        .router();
+    soon.publish(&format!("/ipfs/{}/site", f.root), 1, 60, 3600);
+    let app = soon.gateway(&f);
     let r = get(
         &app,
         &format!("/ipns/{}/style.css", soon.name.to_ipns_name()),
@@ -719,21 +714,9 @@ async fn ipns_paths_resolve_through_the_station_record() {
 async fn ipns_record_responses() {
     let f = fixture().await;
     let s = station(13);
-    s.publish(
-        &format!("/ipfs/{}", f.root),
-        1,
-        Duration::from_secs(3600),
-        Duration::from_secs(30),
-    );
-    let latest = s.publish(
-        &format!("/ipfs/{}", f.site),
-        2,
-        Duration::from_secs(3600),
-        Duration::from_secs(30),
-    );
-    let app = Gateway::new(f.store.clone())
-        .with_name_resolver(s.names.clone())
-        .router();
+    s.publish(&format!("/ipfs/{}", f.root), 1, 3600, 30);
+    let latest = s.publish(&format!("/ipfs/{}", f.site), 2, 3600, 30);
+    let app = s.gateway(&f);
     let k51 = s.name.to_ipns_name();
     let r = get(&app, &format!("/ipns/{k51}?format=ipns-record")).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -760,14 +743,12 @@ async fn ipns_record_responses() {
         by_accept.header("content-location"),
         format!("/ipns/{k51}?format=ipns-record")
     );
-    let cached = send(
+    assert_not_modified(
         &app,
-        Method::GET,
         &format!("/ipns/{k51}?format=ipns-record"),
-        &[("if-none-match", r.header("etag"))],
+        r.header("etag"),
     )
     .await;
-    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
 
     for bad in [
         format!("/ipns/{k51}/index.html?format=ipns-record"),
@@ -1037,9 +1018,8 @@ async fn car_entity_bytes_sends_only_the_blocks_of_the_range() {
         let uri = format!("/ipfs/{}/big.bin?format=car&entity-bytes={range}", f.root);
         let r = get(&app, &uri).await;
         assert_eq!(r.status, StatusCode::OK, "{range}: {}", r.text());
-        let (roots, blocks) = car::parse(&r.body).unwrap();
+        let (roots, cids) = r.car();
         assert_eq!(roots, vec![f.big]);
-        let cids: Vec<Cid> = blocks.iter().map(|(cid, _)| *cid).collect();
         let mut expected = vec![f.root, big_root];
         expected.extend(expected_leaves);
         assert_eq!(cids, expected, "entity-bytes={range}");
@@ -1066,7 +1046,6 @@ async fn car_entity_bytes_sends_only_the_blocks_of_the_range() {
         &format!("/ipfs/{}/site?format=car&entity-bytes=0:10", f.root),
     )
     .await;
-    let (_, blocks) = car::parse(&dir.body).unwrap();
-    let cids: Vec<Cid> = blocks.iter().map(|(cid, _)| *cid).collect();
+    let (_, cids) = dir.car();
     assert_eq!(cids, vec![f.root, f.site]);
 }

@@ -3,7 +3,7 @@
 
 mod common;
 use common::tcp_addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipfm_node::net::swarm::{spawn, Client, NetworkConfig};
 use ipfm_node::net::StoreBlocks;
@@ -47,20 +47,7 @@ async fn a_provider_is_found_through_another_peer_and_fetched_from() {
         .await
         .expect("seeker dials middle");
 
-    // Provide once the holder's routing table has the middle peer (learnt through identify).
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let provided = holder.start_providing(cid).await;
-        let found = middle.find_providers(cid).await.expect("provider search");
-        if provided.is_ok() && found.contains(&holder.peer_id()) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "provider record never found: {provided:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::provide_until_found(&holder, &middle, cid, WAIT).await;
     assert!(!seeker
         .connected_peers()
         .await

@@ -3,12 +3,8 @@
 //! gossipsub messages flow both ways. Needs the venv from `make deps`.
 
 mod common;
-use common::tcp_addr;
+use common::{sha256_hex, tcp_addr, KuboPeer};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cid::Cid;
@@ -18,141 +14,15 @@ use ipfm_protocol::builder::{build_file, read_file, CidMode, DirectoryBuilder};
 use ipfm_protocol::cid::raw_cid;
 use ipfm_store::{Blockstore, MemoryBlockstore};
 use libp2p::identity::Keypair;
-use libp2p::Multiaddr;
 use rand::RngCore;
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// A Kubo node in a child process, answering one JSON line per command.
-struct Kubo {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    peer_id: String,
-}
-
-impl Kubo {
-    fn start(rsa: bool) -> Kubo {
-        let python = repo_root().join(".venv/bin/python");
-        assert!(
-            python.exists(),
-            "{} missing: run `make deps` first",
-            python.display()
-        );
-        let mut command = Command::new(python);
-        command
-            .arg(repo_root().join("tests/interop/net_kubo_peer.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if rsa {
-            command.arg("--rsa");
-        }
-        let mut child = command.spawn().expect("start the Kubo peer");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut kubo = Kubo {
-            child,
-            stdin,
-            lines,
-            peer_id: String::new(),
-        };
-        let ready = kubo.next_line(WAIT);
-        kubo.peer_id = ready["peer_id"].as_str().expect("peer id").to_string();
-        kubo
-    }
-
-    fn next_line(&mut self, timeout: Duration) -> Value {
-        let line = self
-            .lines
-            .recv_timeout(timeout)
-            .expect("the Kubo peer answers in time");
-        serde_json::from_str(&line).expect("a JSON line")
-    }
-
-    /// Send a command; blocks (in a blocking section) until its answer or the timeout.
-    fn call(&mut self, request: Value, timeout: Duration) -> Value {
-        tokio::task::block_in_place(|| {
-            writeln!(self.stdin, "{request}").expect("write command");
-            self.stdin.flush().expect("flush command");
-            self.next_line(timeout)
-        })
-    }
-
-    fn call_ok(&mut self, request: Value, timeout: Duration) -> Value {
-        let answer = self.call(request.clone(), timeout);
-        assert_eq!(answer["ok"], true, "{request} -> {answer}");
-        answer
-    }
-
-    fn multiaddr(&mut self) -> Multiaddr {
-        let info = self.call_ok(json!({"cmd": "info"}), WAIT);
-        let addr = info["addrs"]
-            .as_array()
-            .expect("addrs")
-            .iter()
-            .filter_map(|a| a.as_str())
-            .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
-            .expect("a loopback TCP address");
-        format!("{addr}/p2p/{}", self.peer_id)
-            .parse()
-            .expect("multiaddr")
-    }
-
-    /// Fetch `cid` over bitswap; returns (length, sha256 hex).
-    fn read(&mut self, cid: &Cid) -> (u64, String) {
-        let answer = self.call_ok(
-            json!({"cmd": "read", "cid": cid.to_string(), "timeout": 45}),
-            WAIT,
-        );
-        (
-            answer["len"].as_u64().expect("len"),
-            answer["sha256"].as_str().expect("sha256").to_string(),
-        )
-    }
-}
-
-impl Drop for Kubo {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "{}", json!({"cmd": "quit"}));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn random_bytes(len: usize) -> Vec<u8> {
     let mut bytes = vec![0; len];
     rand::thread_rng().fill_bytes(&mut bytes);
     bytes
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 async fn ipfm_node() -> (Client, MemoryBlockstore) {
@@ -181,7 +51,7 @@ async fn kubo_fetches_from_ipfm(rsa: bool) {
         store.put(&block.cid, block.data).await.unwrap();
     }
 
-    let mut kubo = Kubo::start(rsa);
+    let mut kubo = KuboPeer::start_with(rsa);
     let addr = tcp_addr(&ipfm).await;
     let connected = kubo.call_ok(json!({"cmd": "connect", "addr": addr.to_string()}), WAIT);
     assert_eq!(connected["connected"], true, "{connected}");
@@ -220,7 +90,7 @@ async fn kubo_downloads_a_whole_directory_from_ipfm() {
     let (root, block) = dir.finish();
     store.put(&block.cid, block.data).await.unwrap();
 
-    let mut kubo = Kubo::start(false);
+    let mut kubo = KuboPeer::start();
     let addr = tcp_addr(&ipfm).await;
     kubo.call_ok(json!({"cmd": "connect", "addr": addr.to_string()}), WAIT);
     let dest = tempfile::tempdir().expect("temp dir");
@@ -272,21 +142,9 @@ async fn kubo_finds_the_station_through_an_ipfm_dht_peer() {
         .dial(tcp_addr(&middle).await)
         .await
         .expect("station dials middle");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let provided = station.start_providing(cid).await;
-        let found = middle.find_providers(cid).await.expect("provider search");
-        if provided.is_ok() && found.contains(&station.peer_id()) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "provider record never stored: {provided:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::provide_until_found(&station, &middle, cid, WAIT).await;
 
-    let mut kubo = Kubo::start(false);
+    let mut kubo = KuboPeer::start();
     let kubo_peer: libp2p::PeerId = kubo.peer_id.parse().expect("Kubo peer id");
     let addr = tcp_addr(&middle).await;
     kubo.call_ok(json!({"cmd": "connect", "addr": addr.to_string()}), WAIT);
@@ -314,7 +172,7 @@ async fn ipfm_fetches_a_10_mib_file_kubo_added() {
     let bytes = random_bytes(10 * 1024 * 1024);
     std::fs::write(&path, &bytes).expect("write file");
 
-    let mut kubo = Kubo::start(false);
+    let mut kubo = KuboPeer::start();
     let added = kubo.call_ok(json!({"cmd": "add", "path": path.to_str().unwrap()}), WAIT);
     let root: Cid = added["cid"].as_str().expect("cid").parse().expect("a CID");
     // Kubo 0.22 adds CIDv0 with dag-pb leaves: our builder in that mode makes the same DAG.
@@ -351,7 +209,7 @@ async fn gossipsub_messages_flow_both_ways_with_kubo() {
     let topic = "ipfm-net-test";
     let (ipfm, _store) = ipfm_node().await;
     let mut inbox = ipfm.subscribe(topic).await.expect("subscribe");
-    let mut kubo = Kubo::start(false);
+    let mut kubo = KuboPeer::start();
     kubo.call_ok(json!({"cmd": "subscribe", "topic": topic}), WAIT);
     let kubo_peer: libp2p::PeerId = kubo.peer_id.parse().expect("Kubo peer id");
     let addr = tcp_addr(&ipfm).await;

@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::KuboPeer;
+use common::{sha256_hex, KuboPeer};
 use ipfm_encoder::EncoderConfig;
 use ipfm_node::repo::Repo;
 use ipfm_node::station::network::P2pConfig;
@@ -16,7 +16,6 @@ use ipfm_node::station::{self, StationConfig, StationInfo};
 use ipfm_protocol::cid::raw_cid;
 use libp2p::multiaddr::Protocol;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
@@ -67,10 +66,6 @@ async fn wait_until_published(addr: SocketAddr) {
     })
     .await
     .expect("first publication in time");
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

