@@ -1,5 +1,6 @@
 //! Encoder configuration: renditions, segment length, crossfade, loudness.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::EncoderError;
@@ -56,6 +57,11 @@ pub struct EncoderConfig {
     pub rescan_interval: Duration,
     /// Seed for the shuffle; `None` takes one from the OS.
     pub shuffle_seed: Option<u64>,
+    /// Where each source is spilled (as 48 kHz stereo 16-bit, ≈ 11.5 MB a
+    /// minute, in an unlinked file) between its decode and its playout;
+    /// `None` uses [`std::env::temp_dir`]. At most two sources are there at
+    /// a time (the one playing and the next).
+    pub spill_dir: Option<PathBuf>,
 }
 
 impl Default for EncoderConfig {
@@ -68,6 +74,7 @@ impl Default for EncoderConfig {
             jingle_every: 4,
             rescan_interval: Duration::from_secs(60),
             shuffle_seed: None,
+            spill_dir: None,
         }
     }
 }

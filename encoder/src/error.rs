@@ -24,6 +24,10 @@ pub enum EncoderError {
     },
     #[error("encoder thread {0} panicked")]
     ThreadPanicked(String),
+    #[error("the station has stopped")]
+    Stopped,
+    #[error("too many control commands waiting; try again")]
+    ControlBusy,
 }
 
 impl EncoderError {

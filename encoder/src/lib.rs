@@ -2,15 +2,20 @@
 //! MPEG-TS segments for several HLS renditions.
 //!
 //! ```text
-//! Library ─► Rotation ─► decode (ffmpeg) ─► 48 kHz stereo ─► loudness ─► mix/crossfade
-//!   ─► cut at shared sample positions ─► [per rendition thread: AAC ─► TS muxer]
-//!   ─► EncoderEvent::Segment on a bounded channel
+//! Library ─► Rotation ─► [decode thread, one source ahead: ffmpeg decode ─► 48 kHz stereo
+//!   ─► EBU R128 meter + spill to an unlinked temp file] ─► mix/crossfade (streamed back
+//!   through the gain) ─► cut at shared sample positions
+//!   ─► [per rendition thread: AAC ─► TS muxer] ─► EncoderEvent::Segment on a bounded channel
 //! ```
+//!
+//! An [`EncoderControl`] (from [`EncoderHandle::control`]) skips the current
+//! source, rescans the library now, and shows what plays and what is next.
 //!
 //! The encoder persists nothing: the [`PlayoutPosition`] that comes out with
 //! every segment is handed back to [`Encoder::start`] to resume.
 
 mod config;
+mod control;
 mod demo;
 mod error;
 mod events;
@@ -30,6 +35,7 @@ use rand::SeedableRng;
 pub use config::{
     samples_to_duration, EncoderConfig, Rendition, AAC_FRAME_SAMPLES, CHANNELS, SAMPLE_RATE,
 };
+pub use control::{EncoderControl, LibraryEntry, PlayoutSnapshot, QueuedSource, RescanSummary};
 pub use demo::{DEMO_ARTIST, DEMO_TITLE};
 pub use error::EncoderError;
 pub use events::{EncoderEvent, NowPlaying, Segment, SourceKind};
@@ -110,7 +116,8 @@ impl Encoder {
         );
         let (stop_tx, stop_rx) = bounded::<()>(0);
         let stop_flag = Arc::new(AtomicBool::new(false));
-        let skipped = Arc::new(Mutex::new(Vec::new()));
+        let shared: control::SharedSnapshot = Arc::new(Mutex::new(PlayoutSnapshot::default()));
+        let (command_tx, command_rx) = bounded(control::COMMAND_QUEUE);
         let (event_tx, event_rx) = bounded(config.renditions.len() * 2 + 4);
 
         let mut threads = Vec::new();
@@ -140,7 +147,8 @@ impl Encoder {
             stop_rx,
             stop_flag.clone(),
             resumed,
-            skipped.clone(),
+            command_rx,
+            shared.clone(),
         );
         let handle = std::thread::Builder::new()
             .name("ipfm-playout".into())
@@ -158,7 +166,10 @@ impl Encoder {
                 stop_tx: Some(stop_tx),
                 stop_flag,
                 threads,
-                skipped,
+                control: EncoderControl {
+                    commands: command_tx,
+                    shared,
+                },
             },
             event_rx,
         ))
@@ -170,14 +181,20 @@ pub struct EncoderHandle {
     stop_tx: Option<Sender<()>>,
     stop_flag: Arc<AtomicBool>,
     threads: Vec<(String, JoinHandle<Result<(), EncoderError>>)>,
-    skipped: Arc<Mutex<Vec<SkippedFile>>>,
+    control: EncoderControl,
 }
 
 impl EncoderHandle {
     /// Files of the library and jingles left out, with the reason: those
     /// found bad by a scan and those that failed at play time.
     pub fn skipped_files(&self) -> Vec<SkippedFile> {
-        self.skipped.lock().map(|s| s.clone()).unwrap_or_default()
+        self.control.snapshot().skipped
+    }
+
+    /// A control for skipping, rescanning and watching the playout; it can
+    /// be cloned and outlive the handle.
+    pub fn control(&self) -> EncoderControl {
+        self.control.clone()
     }
 
     /// Stops every thread (in-flight segments are dropped) and joins them.

@@ -35,8 +35,9 @@ pub enum Pick {
     Jingle(String),
 }
 
-/// The rotation state machine.
-#[derive(Debug)]
+/// The rotation state machine. Cloning it (with its random generator) gives
+/// a copy that picks exactly what the original will: a peek at what is next.
+#[derive(Debug, Clone)]
 pub struct Rotation {
     position: PlayoutPosition,
     jingle_every: u32,

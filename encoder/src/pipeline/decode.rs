@@ -1,4 +1,5 @@
-//! Decoding one source, once, into 48 kHz stereo samples in memory.
+//! Decoding one source, once, into a stream of 48 kHz stereo samples handed
+//! to a sink piece by piece (nothing of the whole track is held in memory).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +9,7 @@ use std::time::Duration;
 use ffmpeg::{codec, media, ChannelLayout};
 use ffmpeg_next as ffmpeg;
 
-use super::filter::Normaliser;
+use super::filter::{Normaliser, PcmSink};
 use crate::config::SAMPLE_RATE;
 use crate::library::{probe::open_input, SkipReason};
 
@@ -16,21 +17,21 @@ use crate::library::{probe::open_input, SkipReason};
 /// taken as truncated and skipped rather than cut off mid-song on air.
 const MIN_DECODED_SHARE: f64 = 0.9;
 
-/// Longest source accepted, so a bogus duration cannot make us hold hours of
-/// audio in memory.
+/// Longest source accepted, so a bogus file cannot fill the spill disk
+/// with hours of audio.
 const MAX_SOURCE: Duration = Duration::from_secs(3 * 3600);
 
-/// At most this much is reserved up front from the announced duration.
-const MAX_RESERVE: Duration = Duration::from_secs(20 * 60);
-
 /// Decodes `path` into interleaved stereo 16-bit samples at 48 kHz, stored
-/// [`super::filter::STORE_HEADROOM`] below the source level. Packets that fail to
-/// decode are skipped; the file is refused when too little of it decodes.
-pub(crate) fn decode_file(
+/// [`super::filter::STORE_HEADROOM`] below the source level, handing each
+/// decoded piece to `sink` in order. Packets that fail to decode are
+/// skipped; the file is refused when too little of it decodes. Returns the
+/// number of frames (samples per channel) decoded.
+pub(crate) fn decode_into(
     path: &Path,
     announced: Duration,
-    stop: Arc<AtomicBool>,
-) -> Result<Vec<i16>, SkipReason> {
+    stop: &Arc<AtomicBool>,
+    sink: &mut PcmSink<'_>,
+) -> Result<u64, SkipReason> {
     crate::init_ffmpeg();
     let interrupt = stop.clone();
     let mut input = open_input(path, move || interrupt.load(Ordering::Relaxed))
@@ -47,18 +48,15 @@ pub(crate) fn decode_file(
         .audio()
         .map_err(|e| SkipReason::NoDecoder(e.to_string()))?;
 
-    let max_values = (MAX_SOURCE.as_secs() * u64::from(SAMPLE_RATE) * 2) as usize;
-    // Reserve from the probed duration so the buffer does not double past
-    // what the track needs; the header is untrusted, so the reservation is
-    // capped and anything longer grows as decoded.
-    let expected = announced.min(MAX_RESERVE).as_secs_f64() * 1.02;
-    let mut out = Vec::with_capacity((expected * f64::from(SAMPLE_RATE)) as usize * 2);
+    let max_frames = MAX_SOURCE.as_secs() * u64::from(SAMPLE_RATE);
     let mut graph: Option<Normaliser> = None;
     let mut frame = ffmpeg::frame::Audio::empty();
     let mut errors = 0usize;
+    let mut frames = 0u64;
+    let mut scratch = Vec::new();
     let mut feed = |decoder: &mut ffmpeg::decoder::Audio,
                     graph: &mut Option<Normaliser>,
-                    out: &mut Vec<i16>|
+                    frames: &mut u64|
      -> Result<(), SkipReason> {
         while decoder.receive_frame(&mut frame).is_ok() {
             if frame.samples() == 0 {
@@ -78,8 +76,8 @@ pub(crate) fn decode_file(
             frame.set_pts(None);
             g.push(&frame)
                 .map_err(|e| SkipReason::Undecodable(format!("format change mid-file: {e}")))?;
-            g.drain_into(out);
-            if out.len() > max_values {
+            *frames += g.drain_into(&mut scratch, sink)?;
+            if *frames > max_frames {
                 return Err(SkipReason::Undecodable("longer than 3 hours".into()));
             }
         }
@@ -97,17 +95,17 @@ pub(crate) fn decode_file(
             errors += 1;
             continue;
         }
-        feed(&mut decoder, &mut graph, &mut out)?;
+        feed(&mut decoder, &mut graph, &mut frames)?;
     }
     let _ = decoder.send_eof();
-    feed(&mut decoder, &mut graph, &mut out)?;
+    feed(&mut decoder, &mut graph, &mut frames)?;
     if let Some(g) = graph.as_mut() {
         if g.flush().is_ok() {
-            g.drain_into(&mut out);
+            frames += g.drain_into(&mut scratch, sink)?;
         }
     }
-    let decoded = Duration::from_secs_f64(out.len() as f64 / 2.0 / f64::from(SAMPLE_RATE));
-    if out.is_empty() {
+    let decoded = Duration::from_secs_f64(frames as f64 / f64::from(SAMPLE_RATE));
+    if frames == 0 {
         return Err(SkipReason::Undecodable(format!("{errors} packets failed")));
     }
     if decoded.as_secs_f64() < announced.as_secs_f64() * MIN_DECODED_SHARE {
@@ -116,5 +114,5 @@ pub(crate) fn decode_file(
             decoded_ms: decoded.as_millis() as u64,
         });
     }
-    Ok(out)
+    Ok(frames)
 }

@@ -1,13 +1,18 @@
 //! The per-source ffmpeg filter graph: whatever the decoder produces is
 //! resampled and remixed (in float) to 48 kHz stereo, lowered by
 //! [`STORE_HEADROOM`] and stored as interleaved 16-bit samples: half the
-//! memory of f32 for a whole decoded track, with room for the overs lossy
-//! decoders produce.
+//! spill-file bytes of f32 for a whole decoded track, with room for the
+//! overs lossy decoders produce.
 
 use ffmpeg::{filter, ChannelLayout};
 use ffmpeg_next as ffmpeg;
 
 use crate::config::SAMPLE_RATE;
+use crate::library::SkipReason;
+
+/// Receives decoded audio piece by piece: interleaved stereo samples and
+/// the same samples' native-endian bytes (for the spill file, unconverted).
+pub(crate) type PcmSink<'a> = dyn FnMut(&[i16], &[u8]) -> Result<(), SkipReason> + 'a;
 
 /// Linear factor applied before 16-bit storage (−6 dB).
 pub(crate) const STORE_HEADROOM: f32 = 0.5;
@@ -57,13 +62,20 @@ impl Normaliser {
             .flush()
     }
 
-    /// Appends every frame the graph has ready to `out` (interleaved stereo).
-    pub(crate) fn drain_into(&mut self, out: &mut Vec<i16>) {
-        let Some(mut sink) = self.graph.get("out") else {
-            return;
+    /// Hands every frame the graph has ready to `sink`, as interleaved
+    /// stereo samples (through the reused `scratch`) and as the same
+    /// samples' native-endian bytes; returns the frames handed over.
+    pub(crate) fn drain_into(
+        &mut self,
+        scratch: &mut Vec<i16>,
+        sink: &mut PcmSink<'_>,
+    ) -> Result<u64, SkipReason> {
+        let Some(mut out) = self.graph.get("out") else {
+            return Ok(0);
         };
         let mut frame = ffmpeg::frame::Audio::empty();
-        while sink.sink().frame(&mut frame).is_ok() {
+        let mut frames = 0u64;
+        while out.sink().frame(&mut frame).is_ok() {
             let samples = frame.samples();
             // Packed s16 stereo: plane 0 holds samples * 2 values.
             let data = frame.data(0);
@@ -71,11 +83,15 @@ impl Normaliser {
             let Some(bytes) = data.get(..wanted) else {
                 continue;
             };
-            out.extend(
+            scratch.clear();
+            scratch.extend(
                 bytes
                     .chunks_exact(2)
                     .map(|b| i16::from_ne_bytes([b[0], b[1]])),
             );
+            sink(scratch, bytes)?;
+            frames += samples as u64;
         }
+        Ok(frames)
     }
 }

@@ -1,4 +1,5 @@
-//! Loudness normalisation (EBU R128 integrated loudness) of a whole source.
+//! Loudness normalisation (EBU R128 integrated loudness) of a whole source,
+//! measured piece by piece as it decodes.
 //!
 //! Sources are stored as 16-bit samples; the gain is not applied to them but
 //! folded into the scale the mixer uses when it reads them back as float.
@@ -12,25 +13,54 @@ use crate::config::{CHANNELS, SAMPLE_RATE};
 /// room noise) are not blown up into hiss.
 const MAX_GAIN_DB: f64 = 24.0;
 
-/// Measures the integrated loudness of interleaved stereo samples, in LUFS
-/// of the stored level; `None` for silence or sources too short to gate.
-pub(crate) fn integrated_lufs(samples: &[i16]) -> Option<f64> {
-    let mut meter = EbuR128::new(CHANNELS as u32, SAMPLE_RATE, Mode::I).ok()?;
-    meter.add_frames_i16(samples).ok()?;
-    let lufs = meter.loudness_global().ok()?;
-    lufs.is_finite().then_some(lufs)
+/// Integrated loudness of interleaved stereo stored samples, fed in pieces.
+/// Only the integrated measure is kept (`Mode::I`: no true peak, no
+/// loudness range), the cheapest mode that gives it.
+pub(crate) struct Meter {
+    meter: Option<EbuR128>,
 }
 
-/// The factor that turns a stored sample into a float sample at
-/// `target_lufs`: undoes the storage headroom and applies the gain.
+impl Meter {
+    pub(crate) fn new() -> Self {
+        let meter = EbuR128::new(CHANNELS as u32, SAMPLE_RATE, Mode::I);
+        if let Err(e) = &meter {
+            tracing::warn!(error = %e, "no loudness meter; sources play unnormalised");
+        }
+        Meter { meter: meter.ok() }
+    }
+
+    pub(crate) fn add(&mut self, samples: &[i16]) {
+        if let Some(meter) = self.meter.as_mut() {
+            if meter.add_frames_i16(samples).is_err() {
+                self.meter = None;
+            }
+        }
+    }
+
+    /// In LUFS of the stored level; `None` for silence or sources too short to gate.
+    fn integrated_lufs(&self) -> Option<f64> {
+        let lufs = self.meter.as_ref()?.loudness_global().ok()?;
+        lufs.is_finite().then_some(lufs)
+    }
+
+    /// The factor that turns a stored sample into a float sample at
+    /// `target_lufs`: undoes the storage headroom and applies the gain.
+    pub(crate) fn read_scale(&self, target_lufs: f64) -> f32 {
+        let headroom_db = -20.0 * f64::from(STORE_HEADROOM).log10();
+        let gain_db = match self.integrated_lufs() {
+            Some(stored) => (target_lufs - (stored + headroom_db)).min(MAX_GAIN_DB),
+            None => 0.0,
+        };
+        let gain = 10f64.powf(gain_db / 20.0) / f64::from(STORE_HEADROOM) / 32768.0;
+        gain as f32
+    }
+}
+
+/// [`Meter::read_scale`] of samples all in memory (the demo program).
 pub(crate) fn read_scale(samples: &[i16], target_lufs: f64) -> f32 {
-    let headroom_db = -20.0 * f64::from(STORE_HEADROOM).log10();
-    let gain_db = match integrated_lufs(samples) {
-        Some(stored) => (target_lufs - (stored + headroom_db)).min(MAX_GAIN_DB),
-        None => 0.0,
-    };
-    let gain = 10f64.powf(gain_db / 20.0) / f64::from(STORE_HEADROOM) / 32768.0;
-    gain as f32
+    let mut meter = Meter::new();
+    meter.add(samples);
+    meter.read_scale(target_lufs)
 }
 
 /// Converts float samples (the demo program) to the stored form.

@@ -1,12 +1,17 @@
 //! Joining sources into one continuous sample stream (gapless or
 //! crossfaded) and cutting it into segments at fixed sample positions.
+//!
+//! Sources are streamed: the mixer reads each one (its spill file) a
+//! segment at a time through its gain, and during a crossfade reads the
+//! tail of the outgoing source and the head of the incoming one side by
+//! side. Nothing of a source is held beyond the piece being mixed.
 
 use std::collections::VecDeque;
 use std::f32::consts::FRAC_PI_2;
-use std::sync::Arc;
 
 use super::loudness::soft_limit;
-use crate::config::{AAC_FRAME_SAMPLES, CHANNELS};
+use super::source::PcmSource;
+use crate::config::{samples_to_duration, CHANNELS};
 use crate::events::NowPlaying;
 use crate::playout::PlayoutPosition;
 
@@ -25,7 +30,7 @@ pub(crate) struct Cut {
     /// First sample (per channel) on the stream timeline.
     pub start: u64,
     /// Interleaved stereo; a multiple of an AAC frame long.
-    pub samples: Arc<[f32]>,
+    pub samples: Vec<f32>,
     /// What plays at `start`.
     pub now_playing: NowPlaying,
     /// Sources starting inside the segment: (stream sample, now playing).
@@ -34,178 +39,246 @@ pub(crate) struct Cut {
     pub position: PlayoutPosition,
 }
 
-/// Pending audio: a stored source read through its scale, or a crossfade
-/// already mixed in float.
-enum Chunk {
-    Stored { samples: Vec<i16>, scale: f32 },
-    Mixed(Vec<f32>),
+/// Frames read from a source at a time: keeps the read buffers small
+/// (32 KiB) whatever the segment length.
+const READ_FRAMES: usize = 8192;
+
+/// A prepared source waiting for its turn.
+pub(crate) struct Queued {
+    pub source: PcmSource,
+    pub now_playing: NowPlaying,
+    pub position: PlayoutPosition,
 }
 
-impl Chunk {
-    fn len(&self) -> usize {
-        match self {
-            Chunk::Stored { samples, .. } => samples.len(),
-            Chunk::Mixed(samples) => samples.len(),
-        }
-    }
+/// The source playing now.
+struct Playing {
+    source: PcmSource,
+    /// Frames at its end kept for the crossfade into the next source.
+    holdback: u64,
+    /// Counts sources begun: tells a skip which source it was meant for.
+    serial: u64,
+}
 
-    /// Appends values `range` as limited float samples.
-    fn read_into(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
-        match self {
-            Chunk::Stored { samples, scale } => out.extend(
-                samples[range]
-                    .iter()
-                    .map(|s| soft_limit(f32::from(*s) * scale)),
-            ),
-            Chunk::Mixed(samples) => out.extend(samples[range].iter().map(|s| soft_limit(*s))),
-        }
-    }
+/// The previous source fading out under the head of the current one.
+struct Fading {
+    source: PcmSource,
+    len: u64,
+    done: u64,
+}
+
+/// Why [`Mixer::render`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Render {
+    /// The buffer holds the frames asked for.
+    Full,
+    /// The next source must be queued (or, at the end, the tail released)
+    /// before more can be rendered.
+    NeedSource,
 }
 
 pub(crate) struct Mixer {
-    /// Interleaved audio not yet cut, one chunk per source (moved in
-    /// without copying: a decoded track is tens of megabytes).
-    chunks: VecDeque<Chunk>,
-    /// Values of `chunks[0]` already cut.
-    consumed: usize,
-    /// Frames held in `chunks`, not counting `consumed`.
-    frames: usize,
-    /// Stream sample index of the first pending frame.
-    pending_start: u64,
-    /// Frames at the end kept back to be crossfaded with the next source;
-    /// always inside the last chunk, which is then a stored one.
-    holdback: usize,
-    crossfade: usize,
+    /// Stream sample of the next frame rendered.
+    position: u64,
+    current: Option<Playing>,
+    fading: Option<Fading>,
+    queued: Option<Queued>,
+    crossfade: u64,
+    serial: u64,
     marks: VecDeque<Mark>,
+    /// Reused read buffers (outgoing, incoming).
+    a: Vec<i16>,
+    b: Vec<i16>,
 }
 
 impl Mixer {
     pub(crate) fn new(start: u64, crossfade_frames: usize) -> Self {
         Mixer {
-            chunks: VecDeque::new(),
-            consumed: 0,
-            frames: 0,
-            pending_start: start,
-            holdback: 0,
-            crossfade: crossfade_frames,
+            position: start,
+            current: None,
+            fading: None,
+            queued: None,
+            crossfade: crossfade_frames as u64,
+            serial: 0,
             marks: VecDeque::new(),
+            a: Vec::new(),
+            b: Vec::new(),
         }
     }
 
-    /// Frames that can be cut now (the crossfade tail is not yet final).
-    pub(crate) fn ready_frames(&self) -> usize {
-        self.frames - self.holdback
+    /// Stream sample of the next frame to render.
+    pub(crate) fn position(&self) -> u64 {
+        self.position
     }
 
-    /// Appends a stored source read at `scale`; with a crossfade, its head
-    /// overlaps the previous source's tail with equal-power fades.
-    pub(crate) fn add_source(
-        &mut self,
-        mut samples: Vec<i16>,
-        scale: f32,
-        now_playing: NowPlaying,
-        position: PlayoutPosition,
-    ) {
-        samples.truncate(samples.len() / CHANNELS * CHANNELS);
-        let frames = samples.len() / CHANNELS;
-        let fade = self.holdback.min(frames / 2);
-        let tail_start = self.frames - fade;
-        if fade > 0 {
-            let only_chunk = self.chunks.len() == 1;
-            if let Some(Chunk::Stored {
-                samples: previous,
-                scale: previous_scale,
-            }) = self.chunks.back_mut()
-            {
-                let tail = previous.split_off(previous.len() - fade * CHANNELS);
-                let previous_scale = *previous_scale;
-                let emptied = previous.len() == if only_chunk { self.consumed } else { 0 };
-                let mut mixed = Vec::with_capacity(tail.len());
-                for i in 0..fade {
-                    let angle = FRAC_PI_2 * (i as f32 + 0.5) / fade as f32;
-                    let (fade_out, fade_in) = (angle.cos(), angle.sin());
-                    for ch in 0..CHANNELS {
-                        let at = i * CHANNELS + ch;
-                        mixed.push(
-                            f32::from(tail[at]) * previous_scale * fade_out
-                                + f32::from(samples[at]) * scale * fade_in,
-                        );
+    pub(crate) fn has_queued(&self) -> bool {
+        self.queued.is_some()
+    }
+
+    /// Frames of the current source not rendered yet.
+    pub(crate) fn current_left(&self) -> Option<u64> {
+        self.current.as_ref().map(|c| c.source.left())
+    }
+
+    pub(crate) fn current_serial(&self) -> Option<u64> {
+        self.current.as_ref().map(|c| c.serial)
+    }
+
+    /// Queues the source that follows the current one; with a crossfade,
+    /// its head will overlap the current source's tail.
+    pub(crate) fn queue(&mut self, next: Queued) {
+        debug_assert!(self.queued.is_none(), "one source queued at a time");
+        if let Some(current) = self.current.as_mut() {
+            // A short next source shortens the fade (at most half of it overlaps).
+            current.holdback = current
+                .holdback
+                .min(next.source.frames() / 2)
+                .min(current.source.left());
+        }
+        self.queued = Some(next);
+    }
+
+    /// At the end of the stream (nothing will be queued): lets the held-back
+    /// tail play out. False when nothing is left to render.
+    pub(crate) fn release(&mut self) -> bool {
+        match self.current.as_mut() {
+            Some(current) => {
+                current.holdback = 0;
+                current.source.left() > 0
+            }
+            None => false,
+        }
+    }
+
+    /// Ends the current source early: it fades out over `fade` frames (fewer
+    /// if less is left or the next source is short) under the head of the
+    /// queued source. False (nothing done) when no source is queued yet or
+    /// the current one is still fading in: try again at the next segment.
+    pub(crate) fn skip(&mut self, fade: u64) -> bool {
+        if self.fading.is_some() {
+            return false;
+        }
+        let (Some(current), Some(next)) = (self.current.as_mut(), self.queued.as_ref()) else {
+            return false;
+        };
+        let fade = fade
+            .min(next.source.frames() / 2)
+            .min(current.source.left());
+        current.source.truncate(fade);
+        current.holdback = fade;
+        true
+    }
+
+    /// Appends frames to `out` (interleaved stereo float, limited) until it
+    /// holds `frames` frames or the next source is needed.
+    pub(crate) fn render(&mut self, out: &mut Vec<f32>, frames: usize) -> Render {
+        loop {
+            let room = frames.saturating_sub(out.len() / CHANNELS);
+            if room == 0 {
+                return Render::Full;
+            }
+            if self.fading.is_some() {
+                self.render_fade(out, room);
+                continue;
+            }
+            let Some(current) = self.current.as_mut() else {
+                match self.queued.take() {
+                    Some(next) => {
+                        self.begin(next);
+                        continue;
+                    }
+                    None => return Render::NeedSource,
+                }
+            };
+            let plain = current.source.left() - current.holdback;
+            if plain == 0 {
+                match self.queued.take() {
+                    Some(next) => self.begin(next),
+                    None => {
+                        if current.source.left() == 0 {
+                            self.current = None;
+                        }
+                        return Render::NeedSource;
                     }
                 }
-                if emptied {
-                    self.chunks.pop_back();
-                    if only_chunk {
-                        self.consumed = 0;
-                    }
-                }
-                self.chunks.push_back(Chunk::Mixed(mixed));
-                samples.drain(..fade * CHANNELS);
+                continue;
+            }
+            let n = room
+                .min(READ_FRAMES)
+                .min(usize::try_from(plain).unwrap_or(usize::MAX));
+            current.source.read(n, &mut self.a);
+            let scale = current.source.scale();
+            out.extend(self.a.iter().map(|s| soft_limit(f32::from(*s) * scale)));
+            self.position += n as u64;
+        }
+    }
+
+    /// Mixes up to `room` frames of the running crossfade (equal power).
+    fn render_fade(&mut self, out: &mut Vec<f32>, room: usize) {
+        let (Some(fading), Some(current)) = (self.fading.as_mut(), self.current.as_mut()) else {
+            self.fading = None;
+            return;
+        };
+        let n = room
+            .min(READ_FRAMES)
+            .min(usize::try_from(fading.len - fading.done).unwrap_or(usize::MAX));
+        fading.source.read(n, &mut self.a);
+        current.source.read(n, &mut self.b);
+        let (out_scale, in_scale) = (fading.source.scale(), current.source.scale());
+        for i in 0..n {
+            let angle = FRAC_PI_2 * ((fading.done + i as u64) as f32 + 0.5) / fading.len as f32;
+            let (fade_out, fade_in) = (angle.cos() * out_scale, angle.sin() * in_scale);
+            for ch in 0..CHANNELS {
+                let at = i * CHANNELS + ch;
+                let a = self.a.get(at).map_or(0.0, |s| f32::from(*s));
+                let b = self.b.get(at).map_or(0.0, |s| f32::from(*s));
+                out.push(soft_limit(a * fade_out + b * fade_in));
             }
         }
-        let start = self.pending_start + tail_start as u64;
-        self.frames += frames - fade;
-        if !samples.is_empty() {
-            self.chunks.push_back(Chunk::Stored { samples, scale });
+        fading.done += n as u64;
+        self.position += n as u64;
+        if fading.done >= fading.len {
+            self.fading = None;
         }
-        self.holdback = self.crossfade.min(frames / 2).min(frames - fade);
-        let mut now_playing = now_playing;
-        now_playing.track_start = crate::config::samples_to_duration(start);
+    }
+
+    /// Makes `next` the current source; what is left of the previous one
+    /// (its held-back tail) fades out under it.
+    fn begin(&mut self, next: Queued) {
+        if let Some(previous) = self.current.take() {
+            let len = previous.source.left();
+            if len > 0 {
+                self.fading = Some(Fading {
+                    source: previous.source,
+                    len,
+                    done: 0,
+                });
+            }
+        }
+        let mut now_playing = next.now_playing;
+        now_playing.track_start = samples_to_duration(self.position);
         self.marks.push_back(Mark {
-            start,
+            start: self.position,
             now_playing,
-            position,
+            position: next.position,
+        });
+        self.serial += 1;
+        let holdback = self.crossfade.min(next.source.frames() / 2);
+        self.current = Some(Playing {
+            source: next.source,
+            holdback,
+            serial: self.serial,
         });
     }
 
-    /// Cuts one segment of `len` frames if that much is ready.
-    pub(crate) fn cut(&mut self, len: usize) -> Option<Cut> {
-        (self.ready_frames() >= len).then(|| self.take(len, len))
-    }
-
-    /// At end of stream: releases the held-back tail and cuts what is left,
-    /// the last piece padded with silence to a whole AAC frame.
-    pub(crate) fn cut_final(&mut self, len: usize) -> Option<Cut> {
-        self.holdback = 0;
-        match self.frames {
-            0 => None,
-            left if left >= len => Some(self.take(len, len)),
-            left => {
-                let frame = AAC_FRAME_SAMPLES as usize;
-                Some(self.take(left, left.div_ceil(frame) * frame))
-            }
-        }
-    }
-
-    /// Takes `len` frames, zero-padded to `padded` frames.
-    fn take(&mut self, len: usize, padded: usize) -> Cut {
-        let start = self.pending_start;
-        let end = start + padded as u64;
-        let mut out = Vec::with_capacity(padded * CHANNELS);
-        let mut wanted = len * CHANNELS;
-        while wanted > 0 {
-            let Some(chunk) = self.chunks.front() else {
-                break;
-            };
-            let n = (chunk.len() - self.consumed).min(wanted);
-            chunk.read_into(self.consumed..self.consumed + n, &mut out);
-            wanted -= n;
-            self.consumed += n;
-            if self.consumed == chunk.len() {
-                self.chunks.pop_front();
-                self.consumed = 0;
-            }
-        }
-        out.resize(padded * CHANNELS, 0.0);
-        self.frames -= len;
-        self.pending_start = end;
+    /// Wraps rendered samples that start at stream sample `start` (already
+    /// padded to whole AAC frames) into a segment with its metadata.
+    pub(crate) fn cut(&mut self, start: u64, samples: Vec<f32>) -> Option<Cut> {
+        let end = start + (samples.len() / CHANNELS) as u64;
         // Drop marks superseded before this segment's start, keeping the one in force.
         while self.marks.len() > 1 && self.marks[1].start <= start {
             self.marks.pop_front();
         }
-        let current = self
-            .marks
-            .front()
-            .expect("a segment always follows a source");
+        let current = self.marks.front()?;
         let changes = self
             .marks
             .iter()
@@ -220,13 +293,13 @@ impl Mixer {
             .unwrap_or(current)
             .position
             .clone();
-        Cut {
+        Some(Cut {
             start,
-            samples: out.into(),
+            samples,
             now_playing: current.now_playing.clone(),
             changes,
             position,
-        }
+        })
     }
 }
 
@@ -234,6 +307,7 @@ impl Mixer {
 mod tests {
     use super::*;
     use crate::events::SourceKind;
+    use std::sync::Arc;
     use std::time::Duration;
 
     /// Stored value 16384 read at this scale plays at `level`.
@@ -241,85 +315,108 @@ mod tests {
         level / 16384.0
     }
 
-    fn np(title: &str) -> NowPlaying {
-        NowPlaying {
-            title: title.into(),
-            artist: None,
-            album: None,
-            kind: SourceKind::Track,
-            track_start: Duration::ZERO,
+    fn source(title: &str, frames: usize, level: f32) -> Queued {
+        Queued {
+            source: PcmSource::in_memory(Arc::new(vec![16384; frames * 2]), scale(level)),
+            now_playing: NowPlaying {
+                title: title.into(),
+                artist: None,
+                album: None,
+                kind: SourceKind::Track,
+                track_start: Duration::ZERO,
+            },
+            position: PlayoutPosition::default(),
         }
     }
 
-    fn source(frames: usize) -> Vec<i16> {
-        vec![16384; frames * 2]
+    /// Renders `frames` frames, queueing the given sources whenever asked.
+    fn render(m: &mut Mixer, frames: usize, sources: &mut Vec<Queued>) -> (Vec<f32>, Render) {
+        let mut out = Vec::new();
+        loop {
+            match m.render(&mut out, frames) {
+                Render::Full => return (out, Render::Full),
+                Render::NeedSource if !sources.is_empty() => m.queue(sources.remove(0)),
+                Render::NeedSource => {
+                    if !m.release() {
+                        return (out, Render::NeedSource);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
     fn gapless_concatenates_and_marks_changes() {
         let mut m = Mixer::new(0, 0);
-        let pos = PlayoutPosition::default;
-        m.add_source(source(3000), scale(0.5), np("a"), pos());
-        m.add_source(source(3000), scale(0.25), np("b"), pos());
-        let c = m.cut(2048).unwrap();
-        assert_eq!(c.start, 0);
+        let mut sources = vec![source("a", 3000, 0.5), source("b", 3000, 0.25)];
+        let (out, r) = render(&mut m, 2048, &mut sources);
+        assert_eq!(r, Render::Full);
+        let c = m.cut(0, out).unwrap();
         assert_eq!(c.now_playing.title, "a");
         assert!(c.changes.is_empty());
-        let c = m.cut(2048).unwrap();
-        assert_eq!(c.start, 2048);
+        let (out, _) = render(&mut m, 2048, &mut sources);
+        let c = m.cut(2048, out).unwrap();
         assert_eq!(c.changes.len(), 1);
         assert_eq!(c.changes[0].0, 3000);
         assert_eq!(c.samples[(3000 - 2048) * 2], 0.25);
         assert_eq!(c.samples[(2999 - 2048) * 2], 0.5);
-        assert!(m.cut(2048).is_none());
-        let last = m.cut_final(2048).unwrap();
-        assert_eq!(last.samples.len(), 2048 * 2); // 1904 left, padded to 2048
-        assert_eq!(last.samples[1903 * 2], 0.25);
-        assert_eq!(last.samples[1904 * 2], 0.0);
-        assert_eq!(last.now_playing.title, "b");
-        assert_eq!(
-            last.now_playing.track_start,
-            crate::config::samples_to_duration(3000)
-        );
-        assert!(m.cut_final(2048).is_none());
+        let (out, r) = render(&mut m, 2048, &mut sources);
+        assert_eq!(r, Render::NeedSource);
+        assert_eq!(out.len(), 1904 * 2);
+        let c = m.cut(4096, out).unwrap();
+        assert_eq!(c.now_playing.title, "b");
+        assert_eq!(c.now_playing.track_start, samples_to_duration(3000));
+        assert_eq!(m.position(), 6000);
     }
 
     #[test]
     fn crossfade_overlaps_and_keeps_power() {
         let mut m = Mixer::new(0, 1000);
-        let pos = PlayoutPosition::default;
-        m.add_source(source(4000), scale(0.5), np("a"), pos());
-        assert_eq!(m.ready_frames(), 3000);
-        m.add_source(source(4000), scale(0.5), np("b"), pos());
-        // 4000 + 4000 - 1000 overlap = 7000 frames, 1000 held back again.
-        assert_eq!(m.ready_frames(), 6000);
-        let c = m.cut(6000).unwrap();
+        let mut sources = vec![source("a", 4000, 0.5), source("b", 4000, 0.5)];
+        let (out, _) = render(&mut m, 6000, &mut sources);
+        let c = m.cut(0, out).unwrap();
+        // 4000 + 4000 - 1000 overlap = 7000 frames; "b" starts at the fade.
         assert_eq!(c.changes[0].0, 3000);
         // Mid-fade, equal power sums two equal signals to about sqrt(2) × 0.5.
         let mid = c.samples[3500 * 2];
         assert!((mid - 0.5 * 2f32.sqrt()).abs() < 0.01, "{mid}");
         assert!((c.samples[2999 * 2] - 0.5).abs() < 1e-6);
         assert!((c.samples[4000 * 2] - 0.5).abs() < 1e-6);
+        let (out, r) = render(&mut m, 6000, &mut sources);
+        assert_eq!((out.len(), r), (1000 * 2, Render::NeedSource));
     }
 
     #[test]
-    fn crossfade_after_the_previous_source_was_mostly_cut() {
-        let mut m = Mixer::new(0, 1024);
-        let pos = PlayoutPosition::default;
-        m.add_source(source(3072), scale(0.5), np("a"), pos());
-        // Cut everything but the held-back tail: the tail is all that is left.
-        assert!(m.cut(2048).is_some());
-        assert_eq!(m.ready_frames(), 0);
-        m.add_source(source(4096), scale(0.5), np("b"), pos());
-        assert_eq!(m.ready_frames(), 4096 - 1024);
-        let c = m.cut(3072).unwrap();
-        // "b" starts exactly where this segment starts (at a's held-back tail).
-        assert_eq!(c.start, 2048);
+    fn short_next_source_shortens_the_fade() {
+        let mut m = Mixer::new(0, 1000);
+        let mut sources = vec![source("a", 4000, 0.5), source("b", 600, 0.5)];
+        let (out, _) = render(&mut m, 8000, &mut sources);
+        // Half of "b" (300 frames) overlaps: 4000 + 600 - 300.
+        assert_eq!(out.len(), 4300 * 2);
+        let c = m.cut(0, out).unwrap();
+        assert_eq!(c.changes[0].0, 3700);
+    }
+
+    #[test]
+    fn skip_fades_the_current_source_into_the_queued_one() {
+        let mut m = Mixer::new(0, 0);
+        m.queue(source("a", 48_000, 0.5));
+        let mut out = Vec::new();
+        assert_eq!(m.render(&mut out, 1024), Render::Full);
+        let first = m.current_serial();
+        // Nothing queued yet: the skip waits.
+        assert!(!m.skip(480));
+        m.queue(source("b", 48_000, 0.25));
+        assert!(m.skip(480));
+        out.clear();
+        assert_eq!(m.render(&mut out, 2048), Render::Full);
+        assert_ne!(m.current_serial(), first);
+        let c = m.cut(1024, out).unwrap();
+        // "b" begins right away (at this segment's start), under a 480-frame fade of "a".
         assert_eq!(c.now_playing.title, "b");
+        assert_eq!(c.now_playing.track_start, samples_to_duration(1024));
         assert!(c.changes.is_empty());
-        assert!((c.samples[512 * 2] - 0.5 * 2f32.sqrt()).abs() < 0.01);
-        let last = m.cut_final(4096).unwrap();
-        assert_eq!(last.start, 2048 + 3072);
-        assert_eq!(last.samples.len(), 1024 * 2);
+        assert!((c.samples[0] - 0.5 * (FRAC_PI_2 * 0.5 / 480.0).cos()).abs() < 0.01);
+        assert!((c.samples[600 * 2] - 0.25).abs() < 1e-6);
     }
 }

@@ -1,5 +1,6 @@
-//! The running station: one producer thread (decode → normalise → mix →
-//! cut) feeding one encoder thread per rendition through bounded channels.
+//! The running station: one producer thread (mix → cut) fed by a decode
+//! thread that prepares the next source ahead (decode → measure loudness →
+//! spill), feeding one encoder thread per rendition through bounded channels.
 
 pub(crate) mod aac;
 pub(crate) mod decode;
@@ -8,6 +9,7 @@ pub(crate) mod loudness;
 pub(crate) mod mix;
 mod producer;
 mod rendition;
+pub(crate) mod source;
 
 pub(crate) use producer::{Producer, SegmentJob};
 pub(crate) use rendition::run_rendition;
