@@ -7,6 +7,7 @@
 //! is only for tests and offline maintenance, where nothing writes concurrently.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cid::Cid;
@@ -16,6 +17,11 @@ use ipfm_protocol::dagpb;
 use crate::blockstore::{storage_cid, Blockstore};
 use crate::error::Result;
 use crate::Store;
+
+/// At most this many removed CIDs are listed in a [`GcReport`] (about 4 MiB); the same as
+/// the number of keys the node's DHT layer can provide, so a node can always stop providing
+/// everything one run removed unless that run removed more than it could ever provide.
+pub const MAX_REPORTED_REMOVED: usize = 100_000;
 
 /// What a GC run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +38,11 @@ pub struct GcReport {
     /// may still be on their way (e.g. fetched over bitswap); their own children could not
     /// be walked.
     pub missing_children: Vec<Cid>,
+    /// The removed blocks' CIDs (as stored: CIDv1), at most [`MAX_REPORTED_REMOVED`]; e.g.
+    /// so the node stops announcing them as a provider.
+    pub removed_cids: Vec<Cid>,
+    /// More blocks were removed than `removed_cids` lists.
+    pub removed_cids_truncated: bool,
 }
 
 impl Store {
@@ -65,11 +76,18 @@ impl Store {
                 Some(size) => {
                     report.removed_blocks += 1;
                     report.removed_bytes += size;
+                    if report.removed_cids.len() < MAX_REPORTED_REMOVED {
+                        report.removed_cids.push(block.cid);
+                    } else {
+                        report.removed_cids_truncated = true;
+                    }
                 }
                 // Re-put since the listing (now young) or deleted by someone else.
                 None => report.kept_blocks += u64::from(self.has(&block.cid).await?),
             }
         }
+        // Nobody following is fine: the send only fails when there is no receiver.
+        let _ = self.inner.gc_reports.send(Arc::new(report.clone()));
         tracing::info!(
             removed_blocks = report.removed_blocks,
             removed_bytes = report.removed_bytes,
@@ -78,6 +96,26 @@ impl Store {
             "retention GC done"
         );
         Ok(report)
+    }
+
+    /// Follow GC runs: every report from now on (on any clone of this store), removed CIDs
+    /// included. A receiver that falls more than a few runs behind gets
+    /// `RecvError::Lagged` and misses the oldest reports.
+    pub fn gc_reports(&self) -> tokio::sync::broadcast::Receiver<Arc<GcReport>> {
+        self.inner.gc_reports.subscribe()
+    }
+
+    /// The stored blocks the pins reach (roots included), e.g. to announce them all as a
+    /// provider after a restart. Blocks that are pinned but missing are left out.
+    pub async fn pinned_blocks(&self) -> Result<Vec<Cid>> {
+        let roots = self.pins().await?.into_iter().map(|(_, root)| root);
+        let marked = self.mark(roots).await?;
+        let missing: HashSet<Cid> = marked.missing.into_iter().collect();
+        Ok(marked
+            .visited
+            .into_iter()
+            .filter(|cid| cid.hash().code() != IDENTITY && !missing.contains(cid))
+            .collect())
     }
 
     /// Walk the DAGs under `roots`: dag-pb blocks are decoded for their links, every

@@ -87,6 +87,22 @@ impl Kv {
         Ok(previous)
     }
 
+    /// Set every `(key, value)` in one atomic step (all or none survive a crash), with one
+    /// flush.
+    pub(crate) fn set_all(&self, entries: Vec<(Vec<u8>, Vec<u8>)>, op: &'static str) -> Result<()> {
+        match self {
+            Kv::Sled { tree, .. } => {
+                let mut batch = sled::Batch::default();
+                for (key, value) in entries {
+                    batch.insert(key, value);
+                }
+                tree.apply_batch(batch).map_err(StoreError::db(op))?;
+            }
+            Kv::Memory(map) => Kv::with_map(map, |m| m.extend(entries)),
+        }
+        self.flush(op)
+    }
+
     /// Remove `key` durably; returns the previous value.
     pub(crate) fn remove(&self, key: &[u8], op: &'static str) -> Result<Option<Vec<u8>>> {
         let previous = match self {

@@ -49,7 +49,7 @@ mod store;
 
 pub use blockstore::{BlockInfo, Blockstore, BlockstoreStats, MemoryBlockstore, SledBlockstore};
 pub use error::{Result, StoreError};
-pub use gc::GcReport;
+pub use gc::{GcReport, MAX_REPORTED_REMOVED};
 pub use ipfm_protocol::Cid;
 pub use store::Store;
 

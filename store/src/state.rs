@@ -182,6 +182,28 @@ impl Store {
         .await
     }
 
+    /// Store the station's progress in one atomic, durable step: the HLS media sequence,
+    /// the playout position (if any) and a [`Store::state_set`] value. A station saves this
+    /// *before* it publishes a root built from it, so a crash can never make a restarted
+    /// station hand out a published media sequence again for other segments.
+    pub async fn save_progress(
+        &self,
+        media_sequence: u64,
+        position: Option<Vec<u8>>,
+        (key, value): (&str, Vec<u8>),
+    ) -> Result<()> {
+        let state = self.state();
+        let mut entries = vec![
+            (
+                MEDIA_SEQUENCE.to_vec(),
+                media_sequence.to_be_bytes().to_vec(),
+            ),
+            (user_key(key), value),
+        ];
+        entries.extend(position.map(|p| (PLAYOUT_POSITION.to_vec(), p)));
+        blocking(move || state.set_all(entries, "storing the station's progress")).await
+    }
+
     /// The playout position the node last stored (its own serialization).
     pub async fn playout_position(&self) -> Result<Option<Vec<u8>>> {
         let state = self.state();

@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     /// Held by GC from mark to sweep and by pin changes, so a pin added mid-GC cannot
     /// have its blocks swept by a mark phase that did not see it.
     pub(crate) pin_lock: tokio::sync::Mutex<()>,
+    /// Every GC report, for whoever follows removals (e.g. the DHT provider set).
+    pub(crate) gc_reports: tokio::sync::broadcast::Sender<Arc<crate::GcReport>>,
     db: Option<sled::Db>,
 }
 
@@ -42,6 +44,14 @@ impl std::fmt::Debug for Store {
             .field("persistent", &self.is_persistent())
             .finish_non_exhaustive()
     }
+}
+
+/// GC reports a follower may fall behind by before it misses some (GC runs are minutes
+/// apart, so this is only reached by a follower that stopped reading).
+const GC_REPORTS_QUEUED: usize = 16;
+
+fn gc_report_channel() -> tokio::sync::broadcast::Sender<Arc<crate::GcReport>> {
+    tokio::sync::broadcast::channel(GC_REPORTS_QUEUED).0
 }
 
 enum Blocks {
@@ -71,6 +81,7 @@ impl Store {
                     pins: Kv::sled(&db, PINS_TREE)?,
                     state: Kv::sled(&db, STATE_TREE)?,
                     pin_lock: tokio::sync::Mutex::new(()),
+                    gc_reports: gc_report_channel(),
                     db: Some(db),
                 }),
             })
@@ -87,6 +98,7 @@ impl Store {
                 pins: Kv::memory(),
                 state: Kv::memory(),
                 pin_lock: tokio::sync::Mutex::new(()),
+                gc_reports: gc_report_channel(),
                 db: None,
             }),
         }

@@ -360,6 +360,52 @@ async fn stored(store: &Store) -> HashSet<Cid> {
 #[case::memory(Backend::Memory)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
+async fn pinned_blocks_and_gc_reports_follow_the_pins(#[case] backend: Backend) {
+    let fx = open(backend).await;
+    let kept = Tree::store(&fx.store, "kept").await;
+    let dropped = Tree::store(&fx.store, "dropped").await;
+    fx.store.pin("station", kept.root.0).await.unwrap();
+    fx.store.pin("old", dropped.root.0).await.unwrap();
+    // A pinned root that is not stored is not listed (nothing to provide).
+    fx.store
+        .pin("missing", raw_cid(b"not stored"))
+        .await
+        .unwrap();
+    let pinned: HashSet<Cid> = fx
+        .store
+        .pinned_blocks()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        pinned,
+        kept.cids().union(&dropped.cids()).copied().collect()
+    );
+
+    let mut reports = fx.store.gc_reports();
+    fx.store.unpin("old").await.unwrap();
+    let report = fx.store.gc(Duration::ZERO).await.unwrap();
+    let followed = reports
+        .try_recv()
+        .expect("the GC run is reported to followers");
+    assert_eq!(*followed, report);
+    let removed: HashSet<Cid> = followed.removed_cids.iter().copied().collect();
+    assert_eq!(removed, dropped.cids());
+    let pinned: HashSet<Cid> = fx
+        .store
+        .pinned_blocks()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(pinned, kept.cids());
+}
+
+#[rstest]
+#[case::memory(Backend::Memory)]
+#[case::sled(Backend::Sled)]
+#[tokio::test]
 async fn gc_removes_only_unpinned_blocks(#[case] backend: Backend) {
     let fx = open(backend).await;
     let tree = Tree::store(&fx.store, "pinned").await;
@@ -385,6 +431,16 @@ async fn gc_removes_only_unpinned_blocks(#[case] backend: Backend) {
     assert_eq!(report.kept_blocks, 5);
     assert_eq!(report.reachable_blocks, 5);
     assert!(report.missing_children.is_empty());
+    // The report names exactly the removed blocks (the node stops providing them).
+    assert_eq!(
+        report
+            .removed_cids
+            .iter()
+            .copied()
+            .collect::<HashSet<Cid>>(),
+        loose.iter().map(|b| b.0).collect::<HashSet<Cid>>()
+    );
+    assert!(!report.removed_cids_truncated);
     assert_eq!(stored(&fx.store).await, tree.cids());
     for block in tree.leaves.iter().chain([&tree.dir, &tree.root]) {
         assert_eq!(
@@ -734,6 +790,45 @@ async fn media_sequence_playout_token_and_generic_state(#[case] backend: Backend
         Some(b"y".to_vec())
     );
     assert_eq!(fx.store.state_get("ipns/sequence").await.unwrap(), None);
+}
+
+#[rstest]
+#[case::memory(Backend::Memory)]
+#[case::sled(Backend::Sled)]
+#[tokio::test]
+async fn progress_is_saved_as_one_unit(#[case] backend: Backend) {
+    let fx = open(backend).await;
+    fx.store
+        .save_progress(
+            12,
+            Some(b"at track 4".to_vec()),
+            ("station", b"{}".to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fx.store.media_sequence().await.unwrap(), Some(12));
+    assert_eq!(
+        fx.store.playout_position().await.unwrap().as_deref(),
+        Some(&b"at track 4"[..])
+    );
+    assert_eq!(
+        fx.store.state_get("station").await.unwrap().as_deref(),
+        Some(&b"{}"[..])
+    );
+    // Without a position, the stored one stays.
+    fx.store
+        .save_progress(13, None, ("station", b"{\"n\":13}".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(fx.store.media_sequence().await.unwrap(), Some(13));
+    assert_eq!(
+        fx.store.playout_position().await.unwrap().as_deref(),
+        Some(&b"at track 4"[..])
+    );
+    assert_eq!(
+        fx.store.state_get("station").await.unwrap().as_deref(),
+        Some(&b"{\"n\":13}"[..])
+    );
 }
 
 // ---------------------------------------------------------------- sled only

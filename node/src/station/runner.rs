@@ -180,6 +180,28 @@ impl Runner {
             .await?;
         self.store.pin(ROOT_PIN, root).await?;
 
+        // What this root is built from is on disk before anyone can see the root: after a
+        // crash the station resumes past every segment it ever published, never reusing a
+        // media sequence number for other bytes.
+        let media_sequence = self
+            .state
+            .windows
+            .values()
+            .map(|w| w.media_sequence())
+            .max()
+            .unwrap_or(0);
+        let position = self
+            .position
+            .as_ref()
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| StationError::Task(format!("serialising the position: {e}")))?;
+        let state = serde_json::to_vec(&self.state)
+            .map_err(|e| StationError::Task(format!("serialising the station state: {e}")))?;
+        self.store
+            .save_progress(media_sequence, position, (STATE_KEY, state))
+            .await?;
+
         // Stored (durably) before use: a crash can never make a later record lose.
         let ipns_sequence = self.store.next_ipns_sequence().await?;
         let eol = now + self.config.ipns_validity;
@@ -202,23 +224,6 @@ impl Runner {
                 tracing::warn!(error = %e, %root, "publisher failed");
             }
         }
-
-        let media_sequence = self
-            .state
-            .windows
-            .values()
-            .map(|w| w.media_sequence())
-            .max()
-            .unwrap_or(0);
-        self.store.set_media_sequence(media_sequence).await?;
-        if let Some(position) = &self.position {
-            let json = serde_json::to_vec(position)
-                .map_err(|e| StationError::Task(format!("serialising the position: {e}")))?;
-            self.store.set_playout_position(json).await?;
-        }
-        let json = serde_json::to_vec(&self.state)
-            .map_err(|e| StationError::Task(format!("serialising the station state: {e}")))?;
-        self.store.state_set(STATE_KEY, json).await?;
 
         tracing::debug!(%root, ipns_sequence, media_sequence, "published");
         self.published.send_replace(Some(Published {
@@ -276,6 +281,9 @@ pub async fn collect_garbage(
     use ipfm_store::Blockstore;
     let report = store.gc(retention).await?;
     metrics.gc_ran(report.removed_blocks, report.removed_bytes);
+    if let Err(e) = super::activity::record_gc(store, &report).await {
+        tracing::warn!(error = %e, "recording the GC run failed");
+    }
     match store.stats().await {
         Ok(stats) => metrics.set_stored(stats.blocks, stats.bytes),
         Err(e) => tracing::warn!(error = %e, "reading store stats failed"),
