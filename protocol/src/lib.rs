@@ -4,6 +4,7 @@
 //! input and never allocates by a length read from the input before checking it against
 //! the input's own size.
 
+pub mod announce;
 pub mod bitswap;
 pub mod builder;
 pub mod car;
