@@ -22,7 +22,7 @@ IPFM_REPO ?= $(HOME)/.ipfm
 NEXTEST_PROFILE := $(if $(filter true 1,$(CI)),ci,default)
 
 .PHONY: help deps deps-apt deps-rust deps-python deps-npm deps-browser build release run test fmt-check \
-	clippy nextest lint-dockerfile bench
+	clippy nextest lint-dockerfile bench deps-bench
 
 help:
 	@echo "make run      install deps, build ipfm (release), init the repo ($(IPFM_REPO)), start the demo station"
@@ -37,6 +37,12 @@ deps: deps-apt deps-rust deps-python deps-npm deps-browser
 
 deps-apt:
 	@scripts/install-apt-deps.sh
+
+# Only for `make bench`: the reference web server and the HTTP load generator (Debian 12's
+# nginx and wrk). On a host with an init system, installing nginx also starts its default
+# site on port 80; the benchmark runs its own unprivileged instance and needs none of that.
+deps-bench:
+	@scripts/install-apt-deps.sh nginx wrk
 
 # rustfmt and clippy come with the toolchain; cargo-nextest is installed from crates.io if missing.
 deps-rust:
@@ -97,7 +103,10 @@ lint-dockerfile: deps-python
 
 # Each benchmark measures ratios against a reference run side by side and rewrites its own
 # section of docs/benchmarks.md.
-bench: release deps-python
+bench: release deps-python deps-bench
 	$(VENV)/bin/python bench/add.py target/release/ipfm 256 --write docs/benchmarks.md
 	cargo build --release -p ipfm-encoder --example encode_bench
 	$(VENV)/bin/python bench/encoder.py target/release/examples/encode_bench 60 --write docs/benchmarks.md
+	cargo build --release -p ipfm-node --example net_bench
+	scripts/in-loopback-netns.sh $(VENV)/bin/python bench/net.py target/release/examples/net_bench 100 --write docs/benchmarks.md
+	scripts/in-loopback-netns.sh $(VENV)/bin/python bench/station.py target/release/ipfm 60 --write docs/benchmarks.md

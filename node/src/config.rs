@@ -13,6 +13,7 @@ use std::time::Duration;
 use ipfm_encoder::{EncoderConfig, Rendition};
 use serde::Deserialize;
 
+use crate::net::ipns::{DelegatedEndpoint, IpnsPublishConfig};
 use crate::station::{StationConfig, StationError};
 
 /// Where the gateway listens unless configured otherwise.
@@ -83,10 +84,39 @@ pub fn parse_renditions(text: &str) -> Result<Vec<RenditionSetting>, String> {
         .collect()
 }
 
+/// The `[station]` table: who the station is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationTable {
+    /// Shown by the player and the dashboard, and in `nowplaying.json` and
+    /// `/api/v1/status` (`station.name`; env `IPFM_STATION_NAME`, flag `--name`).
+    pub name: Option<String>,
+}
+
+/// The `[ipns]` table: how the station's IPNS records reach the network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpnsTable {
+    /// At most one DHT put (and delegated PUT) per this many seconds; the newest record
+    /// goes out at the next slot (`ipns.dht_put_interval_secs`, env
+    /// `IPFM_IPNS_DHT_PUT_INTERVAL_SECS`, flag `--ipns-dht-put-interval-secs`; ≥ 1, default 60).
+    pub dht_put_interval_secs: Option<u64>,
+    /// Delegated routing endpoints (`http://host[:port][/prefix]`) to `PUT
+    /// /routing/v1/ipns/{name}` to (env `IPFM_IPNS_DELEGATED_ROUTING`, comma-separated;
+    /// flag `--delegated-routing`, repeatable).
+    pub delegated_routing: Option<Vec<String>>,
+}
+
 /// Every station setting; `None` = not given by this source.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StationSettings {
+    /// `[station]`: the name.
+    #[serde(default)]
+    pub station: StationTable,
+    /// `[ipns]`: DHT put rate, delegated routing.
+    #[serde(default)]
+    pub ipns: IpnsTable,
     pub music: Option<PathBuf>,
     pub jingles: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
@@ -108,6 +138,8 @@ pub struct StationSettings {
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub station: StationConfig,
+    /// For [`crate::station::network::P2pConfig::ipns`].
+    pub ipns: IpnsPublishConfig,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
 }
@@ -143,6 +175,20 @@ impl StationSettings {
                 message,
             };
             match key {
+                "STATION_NAME" => settings.station.name = Some(value),
+                "IPNS_DHT_PUT_INTERVAL_SECS" => {
+                    settings.ipns.dht_put_interval_secs = Some(parse(&value).map_err(invalid)?)
+                }
+                "IPNS_DELEGATED_ROUTING" => {
+                    settings.ipns.delegated_routing = Some(
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|e| !e.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                    )
+                }
                 "MUSIC" => settings.music = Some(value.into()),
                 "JINGLES" => settings.jingles = Some(value.into()),
                 "LISTEN" => settings.listen = Some(parse(&value).map_err(invalid)?),
@@ -172,6 +218,16 @@ impl StationSettings {
     /// `self` with every key that `over` sets taken from `over`.
     pub fn merged(self, over: StationSettings) -> StationSettings {
         StationSettings {
+            station: StationTable {
+                name: over.station.name.or(self.station.name),
+            },
+            ipns: IpnsTable {
+                dht_put_interval_secs: over
+                    .ipns
+                    .dht_put_interval_secs
+                    .or(self.ipns.dht_put_interval_secs),
+                delegated_routing: over.ipns.delegated_routing.or(self.ipns.delegated_routing),
+            },
             music: over.music.or(self.music),
             jingles: over.jingles.or(self.jingles),
             listen: over.listen.or(self.listen),
@@ -223,6 +279,11 @@ impl StationSettings {
                     Duration::from_secs(hours.saturating_mul(3600))
                 }),
             api_listen: self.api_listen,
+            name: self
+                .station
+                .name
+                .clone()
+                .unwrap_or_else(|| station_defaults.name.clone()),
             ..station_defaults
         };
         station.validate()?;
@@ -235,8 +296,42 @@ impl StationSettings {
         };
         Ok(Resolved {
             station,
+            ipns: self.ipns.resolve()?,
             listen,
             log_format: self.log_format.unwrap_or_default(),
+        })
+    }
+}
+
+impl IpnsTable {
+    fn resolve(&self) -> Result<IpnsPublishConfig, ConfigError> {
+        let defaults = IpnsPublishConfig::default();
+        let dht_put_interval = match self.dht_put_interval_secs {
+            Some(0) => {
+                return Err(ConfigError::Invalid {
+                    field: "ipns.dht_put_interval_secs".into(),
+                    message: "must be at least 1 second".into(),
+                })
+            }
+            Some(secs) => Duration::from_secs(secs),
+            None => defaults.dht_put_interval,
+        };
+        let delegated_routing = self
+            .delegated_routing
+            .iter()
+            .flatten()
+            .map(|endpoint| {
+                endpoint
+                    .parse::<DelegatedEndpoint>()
+                    .map_err(|e| ConfigError::Invalid {
+                        field: "ipns.delegated_routing".into(),
+                        message: e.to_string(),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(IpnsPublishConfig {
+            dht_put_interval,
+            delegated_routing,
         })
     }
 }

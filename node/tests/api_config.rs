@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ipfm_node::config::{ConfigError, LogFormat, RenditionSetting, StationSettings};
+use ipfm_node::config::{ConfigError, LogFormat, RenditionSetting, StationSettings, StationTable};
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -124,4 +124,57 @@ fn an_unknown_or_mistyped_file_key_is_an_error_naming_it() {
         .resolve()
         .unwrap_err();
     assert!(negative.to_string().contains("crossfade"), "{negative}");
+}
+
+#[test]
+fn the_station_name_comes_from_the_station_table_env_or_flag() {
+    let defaults = StationSettings::default().resolve().unwrap();
+    assert_eq!(defaults.station.name, "ipfm station");
+
+    let file =
+        StationSettings::from_toml("window = 10\n[station]\nname = \"Radio Fichier\"\n").unwrap();
+    assert_eq!(file.resolve().unwrap().station.name, "Radio Fichier");
+    let environment =
+        StationSettings::from_env(env(&[("IPFM_STATION_NAME", "Radio Umwelt")])).unwrap();
+    let from_env = file.clone().merged(environment.clone()).resolve().unwrap();
+    assert_eq!(from_env.station.name, "Radio Umwelt", "env beats file");
+    let flags = StationSettings {
+        station: StationTable {
+            name: Some("Radio Flag 📻".into()),
+        },
+        ..StationSettings::default()
+    };
+    let resolved = file.merged(environment).merged(flags).resolve().unwrap();
+    assert_eq!(resolved.station.name, "Radio Flag 📻", "flags beat env");
+    assert_eq!(resolved.station.window, 10, "other file keys are kept");
+
+    let typo = StationSettings::from_toml("[station]\nnmae = \"x\"\n").unwrap_err();
+    assert!(typo.contains("nmae"), "{typo}");
+}
+
+#[test]
+fn a_bad_station_name_is_refused_naming_the_field() {
+    let long = "x".repeat(101);
+    for bad in ["", "   ", "tab\there", "line\nbreak", long.as_str()] {
+        let settings = StationSettings {
+            station: StationTable {
+                name: Some(bad.to_owned()),
+            },
+            ..StationSettings::default()
+        };
+        let message = settings.resolve().unwrap_err().to_string();
+        assert!(message.contains("station.name"), "{bad:?}: {message}");
+        assert!(message.contains("1–100"), "{bad:?}: {message}");
+    }
+    // 100 characters (not bytes) is the limit.
+    let settings = StationSettings {
+        station: StationTable {
+            name: Some("é".repeat(100)),
+        },
+        ..StationSettings::default()
+    };
+    assert_eq!(
+        settings.resolve().unwrap().station.name.chars().count(),
+        100
+    );
 }

@@ -1,11 +1,14 @@
-//! The operator API and `/metrics` of a running station (built-in demo program, one
-//! rendition, 2 s segments), over real loopback HTTP.
+//! The operator API and `/metrics` of a running station (built-in demo program or a
+//! generated library, one rendition, 2 s segments), over real loopback HTTP.
+
+mod common;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use ipfm_encoder::{EncoderConfig, Rendition};
+use ipfm_encoder::{EncoderConfig, Mode, Rendition};
 use ipfm_node::api::ApiToken;
 use ipfm_node::station::{self, StationConfig, StationInfo};
 use ipfm_store::Store;
@@ -64,8 +67,9 @@ impl Running {
     }
 }
 
-async fn start_station(api_listen: Option<SocketAddr>) -> Running {
-    let config = StationConfig {
+/// One rendition, 2-s segments, a window of 3, the test token.
+fn test_config() -> StationConfig {
+    StationConfig {
         encoder: EncoderConfig {
             renditions: vec![Rendition::new("lofi", 64_000)],
             segment_target: Duration::from_secs(2),
@@ -73,10 +77,20 @@ async fn start_station(api_listen: Option<SocketAddr>) -> Running {
             ..EncoderConfig::default()
         },
         window: 3,
-        api_listen,
         api_token: Some(ApiToken::new(TOKEN)),
         ..StationConfig::default()
-    };
+    }
+}
+
+async fn start_station(api_listen: Option<SocketAddr>) -> Running {
+    start_with(StationConfig {
+        api_listen,
+        ..test_config()
+    })
+    .await
+}
+
+async fn start_with(config: StationConfig) -> Running {
     let (stop, stopped) = oneshot::channel::<()>();
     let (ready_tx, ready) = oneshot::channel();
     let task = tokio::spawn(station::run(
@@ -239,5 +253,254 @@ async fn api_listen_moves_the_api_off_the_gateway_listener() {
     );
     assert_eq!(request(gateway, "GET", "/metrics", &[]).await.status, 404);
 
+    station.stop().await;
+}
+
+const STATION_NAME: &str = "Radio Loopback";
+const TRACKS: [&str; 3] = ["Alpha Song", "Bravo Song", "Charlie Song"];
+
+/// Long enough that no track ends by itself during a test: only a skip changes what plays.
+const TRACK_SECS: u32 = 150;
+
+/// A music directory: three tagged tones and one file that is not audio.
+fn write_library(dir: &Path) {
+    for (i, title) in TRACKS.iter().enumerate() {
+        let path = dir.join(format!("{i:02}-track.flac"));
+        common::ffmpeg_tone(&path, 330 + 110 * i as u32, TRACK_SECS, title);
+    }
+    std::fs::write(
+        dir.join("broken.mp3"),
+        b"this is not an mp3 file at all\n".repeat(64),
+    )
+    .expect("writing the broken file");
+}
+
+fn json_body(response: &Response) -> serde_json::Value {
+    serde_json::from_str(&response.body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", response.body))
+}
+
+/// GET `path` with the token; asserts 200 and returns the JSON.
+async fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let response = request(addr, "GET", path, &[&bearer]).await;
+    assert_eq!(response.status, 200, "{path}: {}", response.body);
+    json_body(&response)
+}
+
+/// Polls `path` (with the token) until `done` holds; returns the JSON that satisfied it.
+async fn poll_json(
+    addr: SocketAddr,
+    path: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let poll = async {
+        loop {
+            let value = get_json(addr, path).await;
+            if done(&value) {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, poll)
+        .await
+        .unwrap_or_else(|_| panic!("{path}: {what} never happened"))
+}
+
+/// (title, start on the stream timeline) of what the encoder renders now.
+fn now_playing(queue: &serde_json::Value) -> Option<(String, f64)> {
+    let now = &queue["now_playing"];
+    Some((
+        now["title"].as_str()?.to_owned(),
+        now["track_start_secs"].as_f64()?,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_endpoints_need_the_token_and_drive_the_encoder() {
+    let music = tempfile::tempdir().expect("temp dir");
+    let dir = music.path().to_path_buf();
+    tokio::task::spawn_blocking(move || write_library(&dir))
+        .await
+        .expect("writing the library");
+    let station = start_with(StationConfig {
+        name: STATION_NAME.into(),
+        music: Some(music.path().to_path_buf()),
+        ..test_config()
+    })
+    .await;
+    let addr = station.info.listen;
+
+    // Without or with a wrong token: 401 with a JSON error and the Bearer challenge.
+    let protected = [
+        ("GET", "/api/v1/queue"),
+        ("GET", "/api/v1/library"),
+        ("GET", "/api/v1/storage"),
+        ("GET", "/api/v1/activity"),
+        ("POST", "/api/v1/skip"),
+        ("POST", "/api/v1/rescan"),
+    ];
+    for (method, path) in protected {
+        for headers in [&[][..], &["Authorization: Bearer wrong-token"][..]] {
+            let refused = request(addr, method, path, headers).await;
+            assert_eq!(refused.status, 401, "{method} {path} {headers:?}");
+            let body = json_body(&refused);
+            assert!(
+                body["error"].as_str().is_some_and(|e| e.contains("token")),
+                "{method} {path}: {body}"
+            );
+        }
+    }
+    let wrong_method = request(addr, "GET", "/api/v1/skip", &[]).await;
+    assert_eq!(wrong_method.status, 405, "skip is a POST");
+
+    // The station's name, in the status and in the root's nowplaying.json.
+    let status = json_body(&request(addr, "GET", "/api/v1/status", &[]).await);
+    assert_eq!(status["station_name"], STATION_NAME);
+    let published = async {
+        while request(addr, "GET", "/healthz", &[]).await.status != 200 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, published)
+        .await
+        .expect("the first root is published");
+    let name = &station.info.ipns_name;
+    let nowplaying = request(addr, "GET", &format!("/ipns/{name}/nowplaying.json"), &[]).await;
+    assert_eq!(nowplaying.status, 200, "{}", nowplaying.body);
+    assert_eq!(json_body(&nowplaying)["station"]["name"], STATION_NAME);
+
+    // The library: the three tracks by title, the broken file with its reason.
+    let library = get_json(addr, "/api/v1/library").await;
+    let mut titles: Vec<&str> = library["tracks"]
+        .as_array()
+        .expect("tracks")
+        .iter()
+        .map(|t| t["title"].as_str().expect("title"))
+        .collect();
+    titles.sort_unstable();
+    assert_eq!(titles, TRACKS, "{library}");
+    let skipped = library["skipped"].as_array().expect("skipped");
+    assert_eq!(skipped.len(), 1, "{library}");
+    assert!(skipped[0]["path"].as_str().unwrap().ends_with("broken.mp3"));
+    assert!(
+        skipped[0]["reason"].as_str().is_some_and(|r| r.len() > 5),
+        "{library}"
+    );
+
+    // The queue, then a skip: what plays changes (a new start on the timeline).
+    let queue = poll_json(addr, "/api/v1/queue", "a track playing", |q| {
+        now_playing(q).is_some() && q["up_next"]["title"].is_string()
+    })
+    .await;
+    let before = now_playing(&queue).unwrap();
+    assert!(TRACKS.contains(&before.0.as_str()), "{queue}");
+    assert_eq!(queue["now_playing"]["kind"], "track");
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let skipped = request(addr, "POST", "/api/v1/skip", &[&bearer]).await;
+    assert_eq!(skipped.status, 202, "{}", skipped.body);
+    assert_eq!(json_body(&skipped)["accepted"], "skip");
+    let after = poll_json(addr, "/api/v1/queue", "the skip", |q| {
+        now_playing(q).is_some_and(|now| now != before)
+    })
+    .await;
+    assert_eq!(
+        after["now_playing"]["title"], queue["up_next"]["title"],
+        "the track announced as next is on: {queue} → {after}"
+    );
+
+    // Rescan: a file added since start shows up.
+    let dir = music.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        common::ffmpeg_tone(&dir.join("03-new.flac"), 880, 5, "Delta Song")
+    })
+    .await
+    .expect("writing a new track");
+    let asked_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let rescanned = request(addr, "POST", "/api/v1/rescan", &[&bearer]).await;
+    assert_eq!(rescanned.status, 202, "{}", rescanned.body);
+    assert_eq!(json_body(&rescanned)["accepted"], "rescan");
+    poll_json(addr, "/api/v1/library", "the rescan", |l| {
+        l["last_rescan"]["at_unix_ms"]
+            .as_u64()
+            .is_some_and(|at| at >= asked_at)
+            && l["tracks"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["title"] == "Delta Song"))
+    })
+    .await;
+
+    // Activity: the sampler recorded at start; an hour of 10-s points at most.
+    let activity = get_json(addr, "/api/v1/activity").await;
+    assert_eq!(activity["interval_secs"], 10);
+    assert_eq!(activity["capacity"], 360);
+    let samples = activity["samples"].as_array().expect("samples");
+    assert!(!samples.is_empty(), "{activity}");
+    assert!(samples[0]["at_ms"].as_u64().unwrap() > 0);
+    assert!(samples[0]["listeners"].is_u64() && samples[0]["peers"].is_u64());
+
+    // Storage, and the last GC once one ran.
+    let storage = get_json(addr, "/api/v1/storage").await;
+    assert!(storage["blocks"].as_u64().unwrap() > 0, "{storage}");
+    assert!(storage["bytes"].as_u64().unwrap() > 0, "{storage}");
+    assert_eq!(storage["retention_secs"], 600);
+    let gc = request(addr, "POST", "/api/v1/gc", &[&bearer]).await;
+    assert_eq!(gc.status, 200, "{}", gc.body);
+    let storage = get_json(addr, "/api/v1/storage").await;
+    assert_eq!(
+        storage["last_gc"]["kept_blocks"],
+        json_body(&gc)["kept_blocks"],
+        "{storage}"
+    );
+    assert!(storage["last_gc"]["at_ms"].as_u64().unwrap() > 0);
+
+    station.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_and_rescan_are_503_once_the_encoder_has_stopped() {
+    // One pass over the demo program, as fast as possible: the encoder ends by itself
+    // while the HTTP listener stays up until the station is stopped.
+    let station = start_with(StationConfig {
+        mode: Mode::AsFastAsPossible,
+        ..test_config()
+    })
+    .await;
+    let addr = station.info.listen;
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let stopped = async {
+        loop {
+            let response = request(addr, "POST", "/api/v1/skip", &[&bearer]).await;
+            match response.status {
+                202 => tokio::time::sleep(Duration::from_millis(200)).await,
+                503 => return response,
+                other => panic!("skip answered {other}: {}", response.body),
+            }
+        }
+    };
+    let response = tokio::time::timeout(PATIENCE, stopped)
+        .await
+        .expect("the single pass ends");
+    assert!(
+        json_body(&response)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stopped")),
+        "{}",
+        response.body
+    );
+    let rescan = request(addr, "POST", "/api/v1/rescan", &[&bearer]).await;
+    assert_eq!(rescan.status, 503, "{}", rescan.body);
+    // Reads keep working: the last snapshot.
+    assert_eq!(
+        request(addr, "GET", "/api/v1/queue", &[&bearer])
+            .await
+            .status,
+        200
+    );
     station.stop().await;
 }

@@ -1,8 +1,10 @@
-//! Bearer-token checks for the mutating endpoints.
+//! Bearer-token checks for the protected endpoints.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use sha2::{Digest, Sha256};
+
+use super::ApiContext;
 
 /// The bearer token of the mutating endpoints. Its `Debug` form hides the secret, so
 /// configs that hold one can be logged.
@@ -53,14 +55,26 @@ pub(super) fn authorised(headers: &HeaderMap, expected: Option<&ApiToken>) -> bo
         .is_some_and(|presented| expected.matches(presented.trim()))
 }
 
-/// 401 with the `WWW-Authenticate` challenge RFC 6750 asks for.
+/// `None` when `headers` carry the API's token, else the 401 to answer with.
+pub(super) fn refusal(headers: &HeaderMap, context: &ApiContext) -> Option<Response> {
+    if authorised(headers, context.token.as_ref()) {
+        None
+    } else {
+        tracing::debug!("API request without a valid bearer token refused");
+        Some(unauthorised())
+    }
+}
+
+/// 401 with the `WWW-Authenticate` challenge RFC 6750 asks for and a JSON error.
 pub(super) fn unauthorised() -> Response {
-    (
+    let mut response = super::error(
         StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
-        "missing or wrong bearer token\n",
-    )
-        .into_response()
+        "missing or wrong bearer token (Authorization: Bearer <the repository's api-token>)",
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 #[cfg(test)]

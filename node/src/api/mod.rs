@@ -1,11 +1,17 @@
-//! The operator API: `GET /api/v1/status`, `GET /api/v1/history`, `GET /metrics`, and
-//! the mutating `POST /api/v1/gc`, which needs `Authorization: Bearer <token>` (the token
-//! `ipfm init` writes to the repository's `api-token`, mode 0600).
+//! The operator API and dashboard.
 //!
-//! The encoder offers no way to skip a track or reload its library while it runs, so
-//! there is no skip or rescan endpoint yet; GC on demand is the one mutation.
+//! Open, for monitoring: `GET /api/v1/status`, `GET /api/v1/history`, `GET /metrics`
+//! (and `/healthz`, mounted by the station). Behind `Authorization: Bearer <token>` (the
+//! token `ipfm init` writes to the repository's `api-token`, mode 0600): the mutations
+//! `POST /api/v1/gc`, `/skip`, `/rescan`, and the dashboard's reads `GET /api/v1/queue`,
+//! `/library`, `/storage`, `/activity`, which show the server's file paths and the
+//! schedule. `GET /admin` is the dashboard page itself (public, holds no data).
+//!
+//! Every error is JSON: `{"error": "<what went wrong>"}`.
 
+mod admin;
 mod auth;
+mod operator;
 mod serve;
 
 use std::net::SocketAddr;
@@ -23,7 +29,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::metrics::StationMetrics;
+use crate::station::activity::Activity;
 use crate::station::{Published, TrackInfo};
+use ipfm_encoder::EncoderControl;
 
 pub use auth::{token_matches, ApiToken};
 pub use serve::{bind, serve};
@@ -40,14 +48,22 @@ pub struct ApiContext {
     /// Retention period GC keeps unreferenced blocks for.
     pub retention: Duration,
     pub started: Instant,
-    /// Bearer token of the mutating endpoints; `None` refuses every mutation.
+    /// Bearer token of the protected endpoints; `None` refuses them all.
     pub token: Option<ApiToken>,
+    /// `station.name`.
+    pub station_name: String,
+    /// The encoder's skip, rescan and playout snapshot.
+    pub control: EncoderControl,
+    /// Listeners and peers over the last hour.
+    pub activity: Arc<Activity>,
 }
 
 /// `/api/v1/status`.
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub version: &'static str,
+    /// `station.name`.
+    pub station_name: String,
     pub peer_id: String,
     pub ipns_name: String,
     pub listen: Vec<String>,
@@ -74,7 +90,14 @@ pub fn router(context: ApiContext) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/history", get(history))
         .route("/api/v1/gc", post(gc))
+        .route("/api/v1/skip", post(operator::skip))
+        .route("/api/v1/rescan", post(operator::rescan))
+        .route("/api/v1/queue", get(operator::queue))
+        .route("/api/v1/library", get(operator::library))
+        .route("/api/v1/storage", get(operator::storage))
+        .route("/api/v1/activity", get(operator::activity))
         .route("/metrics", get(metrics))
+        .merge(admin::router())
         .with_state(Arc::new(context))
 }
 
@@ -83,6 +106,7 @@ async fn status(State(context): State<Arc<ApiContext>>) -> Response {
     let published = published.as_ref();
     json(&Status {
         version: env!("CARGO_PKG_VERSION"),
+        station_name: context.station_name.clone(),
         peer_id: context.peer.to_string(),
         ipns_name: context.peer.to_ipns_name(),
         listen: context.listen.iter().map(ToString::to_string).collect(),
@@ -102,11 +126,10 @@ async fn status(State(context): State<Arc<ApiContext>>) -> Response {
 async fn history(State(context): State<Arc<ApiContext>>) -> Response {
     match crate::station::history(&context.store).await {
         Ok(tracks) => json(&tracks),
-        Err(e) => (
+        Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("reading the history: {e}\n"),
-        )
-            .into_response(),
+            &format!("reading the history: {e}"),
+        ),
     }
 }
 
@@ -127,8 +150,8 @@ pub struct GcResult {
 }
 
 async fn gc(State(context): State<Arc<ApiContext>>, headers: HeaderMap) -> Response {
-    if !auth::authorised(&headers, context.token.as_ref()) {
-        return auth::unauthorised();
+    if let Some(refused) = auth::refusal(&headers, &context) {
+        return refused;
     }
     // Same minimum age as the station's own GC: retained segments stay fetchable.
     match crate::station::collect_garbage(&context.store, context.retention, &context.metrics).await
@@ -138,24 +161,56 @@ async fn gc(State(context): State<Arc<ApiContext>>, headers: HeaderMap) -> Respo
             removed_bytes: report.removed_bytes,
             kept_blocks: report.kept_blocks,
         }),
-        Err(e) => (
+        Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("GC failed: {e}\n"),
-        )
-            .into_response(),
+            &format!("GC failed: {e}"),
+        ),
     }
 }
 
 /// A JSON response (the workspace's axum is built without its `json` feature).
 fn json<T: Serialize>(value: &T) -> Response {
+    json_with_status(StatusCode::OK, value)
+}
+
+fn json_with_status<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding the response: {e}\n"),
+        Ok(body) => (
+            status,
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                // Live data: a cached answer is a wrong answer.
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
         )
             .into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("encoding the response: {e}"),
+        ),
     }
+}
+
+/// The body of every API error.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+/// `{"error": message}` with `status`.
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::to_vec(&ErrorBody { error: message })
+        .unwrap_or_else(|_| br#"{"error":"unprintable error"}"#.to_vec());
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn unix_millis(t: SystemTime) -> u64 {

@@ -64,6 +64,10 @@ struct StationArgs {
     /// TOML file with station settings (keys as the flags, with `_` for `-`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Station name shown by the player and the dashboard (1–100 characters)
+    /// [default: "ipfm station"].
+    #[arg(long)]
+    name: Option<String>,
     /// Music directory; without one (or with an empty one) the built-in demo plays.
     #[arg(long, value_name = "DIR")]
     music: Option<PathBuf>,
@@ -115,6 +119,13 @@ struct StationArgs {
     /// Do not dial the public IPFS bootstrap peers.
     #[arg(long)]
     no_default_bootstrap: bool,
+    /// At most one IPNS DHT put per this many seconds (≥ 1) [default: 60].
+    #[arg(long)]
+    ipns_dht_put_interval_secs: Option<u64>,
+    /// Delegated routing endpoint (http://host[:port]) to PUT each IPNS record to, rate
+    /// limited like the DHT put (repeatable).
+    #[arg(long = "delegated-routing", value_name = "URL")]
+    delegated_routing: Vec<String>,
 }
 
 /// `--renditions`' parsed value (a newtype: clap treats a bare `Vec` as repeatable).
@@ -129,6 +140,14 @@ impl StationArgs {
     /// The keys given as flags.
     fn settings(&self) -> StationSettings {
         StationSettings {
+            station: ipfm_node::config::StationTable {
+                name: self.name.clone(),
+            },
+            ipns: ipfm_node::config::IpnsTable {
+                dht_put_interval_secs: self.ipns_dht_put_interval_secs,
+                delegated_routing: (!self.delegated_routing.is_empty())
+                    .then(|| self.delegated_routing.clone()),
+            },
             music: self.music.clone(),
             jingles: self.jingles.clone(),
             listen: self.listen,
@@ -147,8 +166,12 @@ impl StationArgs {
     }
 
     /// How the station joins the IPFS network.
-    fn p2p_config(&self) -> ipfm_node::station::network::P2pConfig {
+    fn p2p_config(
+        &self,
+        ipns: ipfm_node::net::ipns::IpnsPublishConfig,
+    ) -> ipfm_node::station::network::P2pConfig {
         let mut p2p = ipfm_node::station::network::P2pConfig::public();
+        p2p.ipns = ipns;
         if !self.p2p_listen.is_empty() {
             p2p.listen = self.p2p_listen.clone();
         }
@@ -457,7 +480,7 @@ async fn station(
     // `init` is idempotent: `ipfm station` with no arguments works on a fresh machine.
     let repo = Repo::init(&repo_path()?).await?.repo;
     let config = ipfm_node::station::StationConfig {
-        p2p: Some(args.p2p_config()),
+        p2p: Some(args.p2p_config(resolved.ipns.clone())),
         api_token: Some(ipfm_node::api::ApiToken::new(repo.api_token()?)),
         ..resolved.station
     };
@@ -477,6 +500,7 @@ async fn station(
                 println!("p2p:       {addr}");
             }
             println!("api:       http://{}/api/v1/status", info.api);
+            println!("dashboard: http://{}/admin", info.api);
         },
     )
     .await?;

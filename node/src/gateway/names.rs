@@ -1,8 +1,9 @@
-//! [`LocalNames`]: the IPNS records this node publishes itself.
+//! [`LocalNames`]: the IPNS records this node publishes itself, and (once the network is
+//! up) a remote resolver for every other name.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use ipfm_protocol::ipns::{compare, IpnsError, IpnsRecord};
@@ -10,13 +11,25 @@ use ipfm_protocol::peer::PeerId;
 
 use super::{BoxFuture, NameResolver};
 
-/// Names resolved from records registered locally (the station's own name).
+/// Names resolved from records registered locally (the station's own name), and every
+/// other name through the remote resolver, if one is set (the network's: DHT + pubsub).
 ///
 /// `publish` keeps, per name, the best record in boxo's order (V2 signature, then higher
 /// sequence, then later EOL), so a late or replayed publish never moves a name backwards.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct LocalNames {
     records: RwLock<HashMap<PeerId, IpnsRecord>>,
+    /// Asked for names with no local record. Set once, when the network starts.
+    remote: OnceLock<Arc<dyn NameResolver>>,
+}
+
+impl std::fmt::Debug for LocalNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalNames")
+            .field("records", &self.records)
+            .field("remote", &self.remote.get().is_some())
+            .finish()
+    }
 }
 
 impl LocalNames {
@@ -45,11 +58,26 @@ impl LocalNames {
         let records = self.records.read().unwrap_or_else(|e| e.into_inner());
         records.get(name).cloned()
     }
+
+    /// Resolve names without a local record through `remote` from now on. Only the first
+    /// call takes effect (returns false after that).
+    pub fn set_remote(&self, remote: Arc<dyn NameResolver>) -> bool {
+        self.remote.set(remote).is_ok()
+    }
 }
 
 impl NameResolver for LocalNames {
     fn resolve<'a>(&'a self, name: &'a PeerId) -> BoxFuture<'a, Option<IpnsRecord>> {
-        Box::pin(async move { self.get(name) })
+        Box::pin(async move {
+            // Our own names never leave the node: the local record is the newest there is.
+            if let Some(record) = self.get(name) {
+                return Some(record);
+            }
+            match self.remote.get() {
+                Some(remote) => remote.resolve(name).await,
+                None => None,
+            }
+        })
     }
 }
 
@@ -119,6 +147,35 @@ mod tests {
         let other = PeerId::from_ed25519(&SigningKey::from_bytes(&[8; 32]).verifying_key());
         let foreign = IpnsRecord::create(&key, "/ipfs/bafkqaaa", 3, eol, ttl);
         assert!(names.publish(other, foreign).is_err());
+    }
+
+    /// A resolver that knows one record.
+    struct Fixed(PeerId, IpnsRecord);
+
+    impl NameResolver for Fixed {
+        fn resolve<'a>(&'a self, name: &'a PeerId) -> BoxFuture<'a, Option<IpnsRecord>> {
+            Box::pin(async move { (*name == self.0).then(|| self.1.clone()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn other_names_go_to_the_remote_resolver_and_own_names_stay_local() {
+        let eol = SystemTime::now() + Duration::from_secs(3600);
+        let ttl = Duration::from_secs(60);
+        let own_key = SigningKey::from_bytes(&[12; 32]);
+        let own = PeerId::from_ed25519(&own_key.verifying_key());
+        let remote_key = SigningKey::from_bytes(&[13; 32]);
+        let remote = PeerId::from_ed25519(&remote_key.verifying_key());
+        let local_record = IpnsRecord::create(&own_key, "/ipfs/bafkqaaa", 1, eol, ttl);
+        let remote_record = IpnsRecord::create(&remote_key, "/ipfs/bafkqaaa", 7, eol, ttl);
+        let stale_own = IpnsRecord::create(&own_key, "/ipfs/bafkqaaa", 0, eol, ttl);
+        let names = LocalNames::new();
+        names.publish(own, local_record.clone()).unwrap();
+        assert_eq!(names.resolve(&remote).await, None);
+        assert!(names.set_remote(Arc::new(Fixed(remote, remote_record.clone()))));
+        assert!(!names.set_remote(Arc::new(Fixed(own, stale_own))));
+        assert_eq!(names.resolve(&remote).await, Some(remote_record));
+        assert_eq!(names.resolve(&own).await, Some(local_record));
     }
 
     #[test]

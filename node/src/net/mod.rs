@@ -7,9 +7,11 @@
 //! - [`swarm`]: the swarm built from a [`swarm::NetworkConfig`], run by one task
 //!   ([`swarm::EventLoop`]) and driven through a cheap, cloneable [`swarm::Client`].
 //! - [`blocks`]: how the network reaches the store without blocking the swarm task.
+//! - [`ipns`]: IPNS records on the DHTs, over pubsub and to delegated routers.
 
 pub mod bitswap;
 pub mod blocks;
+pub mod ipns;
 pub mod swarm;
 
 pub use blocks::{BlockAccess, BlockAccessError, StoreBlocks};

@@ -14,8 +14,11 @@
 //! are persisted after every publish, so a restart continues the playlists (with a
 //! discontinuity) and the media and discontinuity sequences never reset.
 
+pub mod activity;
+pub mod announce;
 pub(crate) mod http;
 pub mod network;
+pub mod provide;
 pub mod publish;
 mod root;
 mod runner;
@@ -31,8 +34,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ed25519_dalek::SigningKey;
 use ipfm_encoder::{
-    Encoder, EncoderConfig, EncoderError, EncoderEvent, EncoderHandle, Library, Mode,
-    PlayoutPosition, Segment,
+    Encoder, EncoderConfig, EncoderControl, EncoderError, EncoderEvent, EncoderHandle, Library,
+    Mode, PlayoutPosition, Segment,
 };
 use ipfm_protocol::builder::BuilderError;
 use ipfm_protocol::cid::raw_cid;
@@ -62,10 +65,16 @@ pub const ROOT_PIN: &str = "station-root";
 pub const RETAINED_PIN: &str = "station-retained";
 /// Tracks listed in `nowplaying.json`'s history.
 pub const HISTORY_LEN: usize = 50;
+/// The station's name unless configured (`station.name`).
+pub const DEFAULT_STATION_NAME: &str = "ipfm station";
+/// Longest accepted station name, in characters.
+pub const MAX_STATION_NAME_CHARS: usize = 100;
 
 /// How the station runs.
 #[derive(Debug, Clone)]
 pub struct StationConfig {
+    /// Shown by the player and the dashboard (`nowplaying.json`, `/api/v1/status`).
+    pub name: String,
     /// Music directory; `None` (or an empty one) plays the built-in demo program.
     pub music: Option<PathBuf>,
     pub jingles: Option<PathBuf>,
@@ -96,6 +105,7 @@ pub struct StationConfig {
 impl Default for StationConfig {
     fn default() -> Self {
         StationConfig {
+            name: DEFAULT_STATION_NAME.to_owned(),
             music: None,
             jingles: None,
             encoder: EncoderConfig::default(),
@@ -137,6 +147,16 @@ impl StationConfig {
         }
         if self.gc_interval.is_zero() {
             return bad("gc_interval", "> 0");
+        }
+        let chars = self.name.chars().count();
+        if self.name.trim().is_empty()
+            || chars > MAX_STATION_NAME_CHARS
+            || self.name.chars().any(char::is_control)
+        {
+            return bad(
+                "station.name",
+                "1–100 characters, not all blank, no control characters",
+            );
         }
         Ok(())
     }
@@ -186,6 +206,7 @@ pub struct StationHandle {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), StationError>>,
     metrics: Arc<StationMetrics>,
+    control: EncoderControl,
 }
 
 impl StationHandle {
@@ -207,6 +228,12 @@ impl StationHandle {
     /// The station's metrics (what `/metrics` exports).
     pub fn metrics(&self) -> Arc<StationMetrics> {
         self.metrics.clone()
+    }
+
+    /// Skip, rescan and the playout snapshot (what plays, what is next, the library).
+    /// Commands fail with [`EncoderError::Stopped`] once the station stopped.
+    pub fn control(&self) -> EncoderControl {
+        self.control.clone()
     }
 
     /// Stops the encoder, publishes a final root and flushes the store.
@@ -265,6 +292,7 @@ pub async fn start(
     })
     .await
     .map_err(|e| StationError::Task(e.to_string()))??;
+    let control = encoder.control();
 
     let (tx, rx) = mpsc::channel(8);
     let bridge = std::thread::Builder::new()
@@ -281,7 +309,7 @@ pub async fn start(
 
     let (published_tx, published) = watch::channel(None);
     let metrics = Arc::new(StationMetrics::new());
-    let mut root = RootBuilder::new(store.clone(), name);
+    let mut root = RootBuilder::new(store.clone(), name, config.name.clone());
     root.add_player_assets().await?;
     let mut runner = Runner {
         store,
@@ -312,6 +340,7 @@ pub async fn start(
         stop: Some(stop_tx),
         task,
         metrics,
+        control,
     })
 }
 
@@ -370,6 +399,7 @@ pub async fn run(
     };
     let api_addr = api_listener.as_ref().map_or(addr, |(_, a)| *a);
     let (api_token, retention) = (config.api_token.clone(), config.retention);
+    let station_name = config.name.clone();
     let names = Arc::new(LocalNames::new());
     let mut publishers: Vec<Arc<dyn Publisher>> = Vec::new();
     let mut fetcher: Arc<dyn crate::gateway::BlockFetcher> = Arc::new(crate::gateway::NoFetcher);
@@ -383,7 +413,10 @@ pub async fn run(
                 .await
                 .map_err(|e| StationError::Network(e.to_string()))?;
             publishers.push(network.publisher());
+            publishers.push(network.announcer(key.clone(), store.clone()));
             fetcher = network.block_fetcher();
+            // Other stations' names resolve over the network (DHT + pubsub).
+            names.set_remote(network.name_resolver());
             (Some(network), addrs)
         }
         None => (None, Vec::new()),
@@ -404,6 +437,12 @@ pub async fn run(
             station.metrics(),
         ))
     });
+    let activity = Arc::new(activity::Activity::default());
+    let activity_sampler = tokio::spawn(activity::sample_activity(
+        station.metrics(),
+        activity.clone(),
+        activity::SAMPLE_INTERVAL,
+    ));
     let gateway = router_with_fetcher(store.clone(), names, &name, station.published(), fetcher);
     let api = crate::api::ApiContext {
         peer: name,
@@ -416,6 +455,9 @@ pub async fn run(
         retention,
         started: Instant::now(),
         token: api_token,
+        station_name,
+        control: station.control(),
+        activity,
     };
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(crate::api::serve(
@@ -437,6 +479,7 @@ pub async fn run(
     });
     shutdown.await;
     let stopped = station.stop().await;
+    activity_sampler.abort();
     if let Some(sampler) = peer_sampler {
         sampler.abort();
     }

@@ -3,7 +3,10 @@
 //!
 //! - [`NetworkPublisher`] announces each new root and its new segments on the DHTs.
 //!   Announcing is queued to a worker task (bounded), so a slow DHT never holds up the
-//!   station loop, which must keep publishing in realtime.
+//!   station loop, which must keep publishing in realtime. It also hands each new IPNS
+//!   record to the [`IpnsPublisher`]: served to DHT lookups and gossiped on the name's
+//!   pubsub topic at once, put to the DHT and delegated routers at most once per interval.
+//! - [`NetworkNames`] resolves other stations' names for the gateway (DHT + pubsub).
 //! - [`BitswapFetcher`] lets the gateway serve `/ipfs/<cid>` of content it does not store,
 //!   fetched over bitswap from connected peers.
 
@@ -20,7 +23,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::publish::{Publisher, RootUpdate};
-use crate::gateway::{BlockFetcher, BoxFuture};
+use crate::gateway::{BlockFetcher, BoxFuture, NameResolver};
+use crate::net::ipns::{IpnsPublishConfig, IpnsPublisher};
 use crate::net::swarm::{self, keypair_from_ed25519, Client, NetError, NetworkConfig};
 use crate::net::StoreBlocks;
 
@@ -45,6 +49,10 @@ const PROVIDE_QUEUE: usize = 16;
 const PROVIDE_CONCURRENCY: usize = 8;
 /// Bound on one provide query (the DHT gives up on unreachable peers slowly).
 const PROVIDE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on handing a record to the swarm task (local store + gossip; normally instant).
+const IPNS_SERVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the gateway waits for a remote name to resolve.
+pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the station joins the IPFS network.
 #[derive(Debug, Clone)]
@@ -57,6 +65,14 @@ pub struct P2pConfig {
     pub fetch_timeout: Duration,
     /// Also run the WAN DHT (off for loopback-only tests, where it would stay empty).
     pub wan_dht: bool,
+    /// DHT put rate and delegated routing endpoints for the station's IPNS records.
+    pub ipns: IpnsPublishConfig,
+    /// How long the gateway waits for another station's name to resolve.
+    pub resolve_timeout: Duration,
+    /// How often everything provided is announced again on the DHTs, and how long the
+    /// DHT keeps others' provider records (see [`NetworkConfig`]; tests shorten both).
+    pub provider_publication_interval: Duration,
+    pub provider_record_ttl: Duration,
 }
 
 impl P2pConfig {
@@ -67,6 +83,10 @@ impl P2pConfig {
             bootstrap: parse_all(&DEFAULT_BOOTSTRAP),
             fetch_timeout: Duration::from_secs(30),
             wan_dht: true,
+            ipns: IpnsPublishConfig::default(),
+            resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
+            provider_publication_interval: swarm::DEFAULT_PROVIDER_PUBLICATION_INTERVAL,
+            provider_record_ttl: swarm::DEFAULT_PROVIDER_RECORD_TTL,
         }
     }
 
@@ -77,6 +97,10 @@ impl P2pConfig {
             bootstrap: Vec::new(),
             fetch_timeout: Duration::from_secs(30),
             wan_dht: false,
+            ipns: IpnsPublishConfig::default(),
+            resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
+            provider_publication_interval: swarm::DEFAULT_PROVIDER_PUBLICATION_INTERVAL,
+            provider_record_ttl: swarm::DEFAULT_PROVIDER_RECORD_TTL,
         }
     }
 }
@@ -94,7 +118,11 @@ pub struct StationNetwork {
     task: JoinHandle<()>,
     provide_queue: mpsc::Sender<Vec<Cid>>,
     provider: JoinHandle<()>,
+    /// Provides the pinned set at start, then stops providing what GC removes.
+    provider_set: JoinHandle<()>,
     fetch_timeout: Duration,
+    ipns: Arc<IpnsPublisher>,
+    resolve_timeout: Duration,
 }
 
 impl StationNetwork {
@@ -108,7 +136,9 @@ impl StationNetwork {
         let mut net = NetworkConfig::new(keypair_from_ed25519(key));
         net.listen_addrs = config.listen.clone();
         net.wan_dht = config.wan_dht;
-        let (client, task) = swarm::spawn(net, StoreBlocks::shared(store)).await?;
+        net.provider_publication_interval = config.provider_publication_interval;
+        net.provider_record_ttl = config.provider_record_ttl;
+        let (client, task) = swarm::spawn(net, StoreBlocks::shared(store.clone())).await?;
         let bootstrap = config.bootstrap.clone();
         let dialer = client.clone();
         tokio::spawn(async move {
@@ -120,12 +150,21 @@ impl StationNetwork {
         });
         let (provide_queue, batches) = mpsc::channel(PROVIDE_QUEUE);
         let provider = tokio::spawn(provide_batches(client.clone(), batches));
+        let provider_set = tokio::spawn(super::provide::keep_provider_set(
+            client.clone(),
+            store.clone(),
+            provide_queue.clone(),
+        ));
+        let ipns = Arc::new(IpnsPublisher::spawn(client.clone(), config.ipns.clone()));
         Ok(StationNetwork {
             client,
             task,
             provide_queue,
             provider,
+            provider_set,
             fetch_timeout: config.fetch_timeout,
+            ipns,
+            resolve_timeout: config.resolve_timeout,
         })
     }
 
@@ -149,7 +188,27 @@ impl StationNetwork {
     pub fn publisher(&self) -> Arc<dyn Publisher> {
         Arc::new(NetworkPublisher {
             queue: self.provide_queue.clone(),
+            ipns: Some(self.ipns.clone()),
         })
+    }
+
+    /// The station's IPNS publisher (its reports say what the DHT put slots did).
+    pub fn ipns_publisher(&self) -> &IpnsPublisher {
+        &self.ipns
+    }
+
+    /// Resolves names over the network (DHT, then pubsub updates), for the gateway.
+    pub fn name_resolver(&self) -> Arc<dyn NameResolver> {
+        Arc::new(NetworkNames::new(self.client.clone(), self.resolve_timeout))
+    }
+
+    /// Announces each new root on the station topic (signed with `key`, the station key).
+    pub fn announcer(&self, key: SigningKey, store: Store) -> Arc<dyn Publisher> {
+        Arc::new(super::announce::AnnouncePublisher::new(
+            self.client.clone(),
+            key,
+            store,
+        ))
     }
 
     /// Fetches blocks the store lacks over bitswap (and stores them).
@@ -163,6 +222,8 @@ impl StationNetwork {
     /// Stops announcing and the swarm (connections close).
     pub async fn shutdown(self) {
         self.provider.abort();
+        self.provider_set.abort();
+        drop(self.ipns);
         if let Err(error) = self.client.shutdown().await {
             tracing::debug!(%error, "network already stopped");
         }
@@ -191,9 +252,11 @@ async fn provide_batches(client: Client, mut batches: mpsc::Receiver<Vec<Cid>>) 
     }
 }
 
-/// A [`Publisher`] that queues the root and its new segments for DHT announcement.
+/// A [`Publisher`] that queues the root and its new segments for DHT announcement and
+/// hands the record to the IPNS publisher.
 pub struct NetworkPublisher {
     queue: mpsc::Sender<Vec<Cid>>,
+    ipns: Option<Arc<IpnsPublisher>>,
 }
 
 impl Publisher for NetworkPublisher {
@@ -207,7 +270,50 @@ impl Publisher for NetworkPublisher {
             }
             mpsc::error::TrySendError::Closed(_) => "the network has stopped".to_string(),
         });
-        Box::pin(async move { queued })
+        Box::pin(async move {
+            if let Some(ipns) = &self.ipns {
+                let served =
+                    tokio::time::timeout(IPNS_SERVE_TIMEOUT, ipns.publish(update.record.clone()))
+                        .await;
+                match served {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => return Err(format!("IPNS record not served: {error}")),
+                    Err(_) => return Err("IPNS record not served: swarm busy".to_string()),
+                }
+            }
+            queued
+        })
+    }
+}
+
+/// The gateway's [`NameResolver`] over the network: DHT lookups (validated, best wins,
+/// cached for the record's TTL) kept current by the name's pubsub topic.
+pub struct NetworkNames {
+    client: Client,
+    timeout: Duration,
+}
+
+impl NetworkNames {
+    /// Resolve through `client`, waiting at most `timeout` per lookup.
+    pub fn new(client: Client, timeout: Duration) -> Self {
+        NetworkNames { client, timeout }
+    }
+}
+
+impl NameResolver for NetworkNames {
+    fn resolve<'a>(
+        &'a self,
+        name: &'a ipfm_protocol::peer::PeerId,
+    ) -> BoxFuture<'a, Option<ipfm_protocol::ipns::IpnsRecord>> {
+        Box::pin(async move {
+            match self.client.resolve_ipns(name, self.timeout).await {
+                Ok(record) => Some(record),
+                Err(error) => {
+                    tracing::debug!(%name, %error, "name not resolved over the network");
+                    None
+                }
+            }
+        })
     }
 }
 
@@ -215,6 +321,13 @@ impl Publisher for NetworkPublisher {
 pub struct BitswapFetcher {
     client: Client,
     timeout: Duration,
+}
+
+impl BitswapFetcher {
+    /// Fetch through `client`, waiting at most `timeout` per block.
+    pub fn new(client: Client, timeout: Duration) -> Self {
+        BitswapFetcher { client, timeout }
+    }
 }
 
 impl BlockFetcher for BitswapFetcher {
@@ -250,7 +363,7 @@ mod tests {
     #[tokio::test]
     async fn publisher_queues_the_root_then_the_new_segments() {
         let (queue, mut batches) = mpsc::channel(1);
-        let publisher = NetworkPublisher { queue };
+        let publisher = NetworkPublisher { queue, ipns: None };
         let key = SigningKey::from_bytes(&[3; 32]);
         let name = ipfm_protocol::peer::PeerId::from_ed25519(&key.verifying_key());
         let root = ipfm_protocol::cid::raw_cid(b"root");

@@ -21,13 +21,15 @@ const MODE: CidMode = CidMode::V1RawLeaves;
 /// `nowplaying.json`.
 #[derive(Debug, Serialize)]
 struct NowPlayingDoc<'a> {
-    station: StationDoc,
+    station: StationDoc<'a>,
     now: Option<NowDoc<'a>>,
     history: &'a [TrackInfo],
 }
 
 #[derive(Debug, Serialize)]
-struct StationDoc {
+struct StationDoc<'a> {
+    /// The configured `station.name` (the player's heading).
+    name: &'a str,
     ipns: String,
     peer_id: String,
 }
@@ -44,14 +46,17 @@ struct NowDoc<'a> {
 pub struct RootBuilder {
     store: Store,
     name: PeerId,
+    station_name: String,
     assets: BTreeMap<String, Linked>,
 }
 
 impl RootBuilder {
-    pub fn new(store: Store, name: PeerId) -> Self {
+    /// Roots published under `name`'s IPNS name for the station called `station_name`.
+    pub fn new(store: Store, name: PeerId, station_name: String) -> Self {
         RootBuilder {
             store,
             name,
+            station_name,
             assets: BTreeMap::new(),
         }
     }
@@ -136,6 +141,7 @@ impl RootBuilder {
     fn now_playing(&self, state: &StationState) -> Result<Vec<u8>, StationError> {
         let doc = NowPlayingDoc {
             station: StationDoc {
+                name: &self.station_name,
                 ipns: self.name.to_ipns_name(),
                 peer_id: self.name.to_string(),
             },

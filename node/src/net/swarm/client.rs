@@ -1,5 +1,7 @@
 //! The handle the rest of the node uses to talk to the swarm task.
 
+pub(super) mod ipns;
+
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,12 +10,14 @@ use cid::Cid;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use ipfm_protocol::cid::{DAG_PB, IDENTITY};
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::NetError;
 use crate::net::bitswap::GetError;
 use crate::net::blocks::BlockAccess;
+use crate::net::ipns::NameCache;
 
 /// A gossipsub message delivered to a subscription.
 #[derive(Debug, Clone)]
@@ -22,6 +26,17 @@ pub struct GossipMessage {
     /// The signed author (StrictSign: always present and verified).
     pub source: Option<PeerId>,
     pub data: Vec<u8>,
+}
+
+/// A gossipsub message on a validated topic ([`Client::subscribe_validated`]), held back
+/// from forwarding until [`Client::report_validation`] gives its verdict.
+#[derive(Debug, Clone)]
+pub struct ValidatedMessage {
+    pub message: GossipMessage,
+    /// Gossipsub's id of the message (what the verdict refers to).
+    pub id: MessageId,
+    /// The peer that sent it to us (penalised on a reject), not necessarily its author.
+    pub propagation_source: PeerId,
 }
 
 /// What [`Client::fetch_dag`] brought in.
@@ -74,6 +89,27 @@ pub(super) enum Command {
         topic: String,
         reply: Reply<mpsc::Receiver<GossipMessage>>,
     },
+    SubscribeValidated {
+        topic: String,
+        reply: Reply<mpsc::Receiver<ValidatedMessage>>,
+    },
+    ReportValidation {
+        id: MessageId,
+        propagation_source: PeerId,
+        acceptance: MessageAcceptance,
+    },
+    PeerScore {
+        peer: PeerId,
+        reply: oneshot::Sender<Option<f64>>,
+    },
+    StopProviding {
+        cid: Cid,
+        reply: oneshot::Sender<()>,
+    },
+    IsProviding {
+        cid: Cid,
+        reply: oneshot::Sender<bool>,
+    },
     Publish {
         topic: String,
         data: Vec<u8>,
@@ -83,6 +119,7 @@ pub(super) enum Command {
         topic: String,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    Ipns(ipns::IpnsCommand),
     Shutdown,
 }
 
@@ -92,6 +129,8 @@ pub struct Client {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
     blocks: Arc<dyn BlockAccess>,
+    /// Remote IPNS records resolved or received over pubsub (shared with the swarm task).
+    names: Arc<NameCache>,
 }
 
 impl Client {
@@ -99,11 +138,13 @@ impl Client {
         peer_id: PeerId,
         commands: mpsc::Sender<Command>,
         blocks: Arc<dyn BlockAccess>,
+        names: Arc<NameCache>,
     ) -> Self {
         Client {
             peer_id,
             commands,
             blocks,
+            names,
         }
     }
 
@@ -246,6 +287,19 @@ impl Client {
             .await?
     }
 
+    /// Stop announcing `cid`: the DHTs' periodic re-provide no longer includes it, so the
+    /// records other peers hold expire after the provider record TTL. Local only.
+    pub async fn stop_providing(&self, cid: Cid) -> Result<(), NetError> {
+        self.request(|reply| Command::StopProviding { cid, reply })
+            .await
+    }
+
+    /// Whether this node currently provides `cid` (is in the set it re-provides).
+    pub async fn is_providing(&self, cid: Cid) -> Result<bool, NetError> {
+        self.request(|reply| Command::IsProviding { cid, reply })
+            .await
+    }
+
     /// Providers of `cid` found on the DHTs.
     pub async fn find_providers(&self, cid: Cid) -> Result<HashSet<PeerId>, NetError> {
         self.request(|reply| Command::FindProviders {
@@ -273,6 +327,45 @@ impl Client {
         let topic = topic.to_string();
         self.request(|reply| Command::Subscribe { topic, reply })
             .await?
+    }
+
+    /// Join a gossipsub topic as its validator: every message arrives held back, and is
+    /// forwarded to other peers only once [`Client::report_validation`] accepts it. A reject
+    /// lowers the sending peer's score on this topic (enough rejects and its messages are
+    /// ignored altogether); an ignore drops the message without penalty. A message that
+    /// finds the channel full, or no validator any more, is ignored. One validator per
+    /// topic: subscribing again replaces the previous one. Plain [`Client::subscribe`]rs of
+    /// the same topic still see every message, unvalidated.
+    pub async fn subscribe_validated(
+        &self,
+        topic: &str,
+    ) -> Result<mpsc::Receiver<ValidatedMessage>, NetError> {
+        let topic = topic.to_string();
+        self.request(|reply| Command::SubscribeValidated { topic, reply })
+            .await?
+    }
+
+    /// The verdict on a message from [`Client::subscribe_validated`].
+    pub async fn report_validation(
+        &self,
+        id: MessageId,
+        propagation_source: PeerId,
+        acceptance: MessageAcceptance,
+    ) -> Result<(), NetError> {
+        self.commands
+            .send(Command::ReportValidation {
+                id,
+                propagation_source,
+                acceptance,
+            })
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// `peer`'s gossipsub score as this node sees it (negative after rejected messages).
+    pub async fn peer_score(&self, peer: PeerId) -> Result<Option<f64>, NetError> {
+        self.request(|reply| Command::PeerScore { peer, reply })
+            .await
     }
 
     pub async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), NetError> {

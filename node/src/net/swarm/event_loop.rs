@@ -1,5 +1,7 @@
 //! The task that owns the swarm: commands in, swarm events out to whoever waits for them.
 
+mod ipns;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -11,13 +13,14 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{gossipsub, identify, kad, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
-use super::client::{Command, GossipMessage, Reply};
+use super::client::{Command, GossipMessage, Reply, ValidatedMessage};
 use super::{
     is_private_addr, Client, NetError, NodeBehaviour, NodeBehaviourEvent, LAN_KAD_PROTOCOL,
     WAN_KAD_PROTOCOL,
 };
 use crate::net::bitswap::{self, GetError, QueryId};
 use crate::net::blocks::BlockAccess;
+use crate::net::ipns::NameCache;
 
 /// Commands waiting in the channel before senders wait.
 const COMMAND_QUEUE: usize = 256;
@@ -61,12 +64,19 @@ pub struct EventLoop {
     dial_owner: HashMap<ConnectionId, u64>,
     next_request: u64,
     subscriptions: HashMap<gossipsub::TopicHash, Vec<mpsc::Sender<GossipMessage>>>,
+    /// IPNS puts and lookups in flight, and the DHT record filter's counters.
+    ipns: ipns::IpnsState,
+    /// Validated remote IPNS records, shared with the clients.
+    names: Arc<NameCache>,
+    /// Topics whose messages wait for their subscriber's verdict before being forwarded.
+    validators: HashMap<gossipsub::TopicHash, mpsc::Sender<ValidatedMessage>>,
 }
 
 impl EventLoop {
     pub(super) fn new(swarm: Swarm<NodeBehaviour>, blocks: Arc<dyn BlockAccess>) -> (Self, Client) {
         let (sender, commands) = mpsc::channel(COMMAND_QUEUE);
-        let client = Client::new(*swarm.local_peer_id(), sender, blocks);
+        let names = Arc::new(NameCache::new());
+        let client = Client::new(*swarm.local_peer_id(), sender, blocks, names.clone());
         let event_loop = EventLoop {
             swarm,
             commands,
@@ -79,6 +89,9 @@ impl EventLoop {
             dial_owner: HashMap::new(),
             next_request: 0,
             subscriptions: HashMap::new(),
+            ipns: ipns::IpnsState::default(),
+            names,
+            validators: HashMap::new(),
         };
         (event_loop, client)
     }
@@ -170,6 +183,46 @@ impl EventLoop {
                     .map_err(|e| NetError::Gossip(e.to_string()));
                 let _ = reply.send(result);
             }
+            Command::SubscribeValidated { topic, reply } => {
+                let _ = reply.send(self.subscribe_validated(topic));
+            }
+            Command::ReportValidation {
+                id,
+                propagation_source,
+                acceptance,
+            } => {
+                // False when the message already left the cache: nothing left to decide.
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &propagation_source, acceptance);
+            }
+            Command::PeerScore { peer, reply } => {
+                let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
+            }
+            Command::StopProviding { cid, reply } => {
+                let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                for dht in [Dht::Lan, Dht::Wan] {
+                    if let Some(kad) = self.kad(dht) {
+                        kad.stop_providing(&key);
+                    }
+                }
+                let _ = reply.send(());
+            }
+            Command::IsProviding { cid, reply } => {
+                use kad::store::RecordStore;
+                let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                let local = *self.swarm.local_peer_id();
+                let providing = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad_lan
+                    .store_mut()
+                    .providers(&key)
+                    .iter()
+                    .any(|record| record.provider == local);
+                let _ = reply.send(providing);
+            }
             Command::Publish { topic, data, reply } => {
                 let result = self
                     .swarm
@@ -192,8 +245,26 @@ impl EventLoop {
                     .collect();
                 let _ = reply.send(peers);
             }
+            Command::Ipns(command) => self.on_ipns_command(command),
             Command::Shutdown => {}
         }
+    }
+
+    fn subscribe_validated(
+        &mut self,
+        topic: String,
+    ) -> Result<mpsc::Receiver<ValidatedMessage>, NetError> {
+        let topic = gossipsub::IdentTopic::new(topic);
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        gossipsub
+            .set_topic_params(topic.clone(), super::validated_topic_score_params())
+            .map_err(|e| NetError::Gossip(e.to_string()))?;
+        gossipsub
+            .subscribe(&topic)
+            .map_err(|e| NetError::Gossip(e.to_string()))?;
+        let (sender, receiver) = mpsc::channel(GOSSIP_QUEUE);
+        self.validators.insert(topic.hash(), sender);
+        Ok(receiver)
     }
 
     fn start_providing(&mut self, cid: cid::Cid, reply: Reply<()>) {
@@ -354,9 +425,11 @@ impl EventLoop {
             }
             NodeBehaviourEvent::KadLan(event) => self.on_kad_event(Dht::Lan, event),
             NodeBehaviourEvent::KadWan(event) => self.on_kad_event(Dht::Wan, event),
-            NodeBehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
-                self.on_gossip(message)
-            }
+            NodeBehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.on_gossip(propagation_source, message_id, message),
             NodeBehaviourEvent::Bitswap(event) => self.on_bitswap_event(event),
             _ => {}
         }
@@ -384,6 +457,9 @@ impl EventLoop {
     }
 
     fn on_kad_event(&mut self, dht: Dht, event: kad::Event) {
+        if let kad::Event::InboundRequest { request } = event {
+            return self.on_kad_inbound(dht, request);
+        }
         let kad::Event::OutboundQueryProgressed {
             id, result, step, ..
         } = event
@@ -415,6 +491,13 @@ impl EventLoop {
                 }
                 self.maybe_finish_search(request);
             }
+            kad::QueryResult::GetRecord(result) => {
+                self.on_ipns_get_progress(dht, id, request, result, step.last)
+            }
+            kad::QueryResult::PutRecord(result) => {
+                self.kad_queries.remove(&(dht, id));
+                self.on_ipns_put_progress(request, result)
+            }
             kad::QueryResult::StartProviding(result) => {
                 self.kad_queries.remove(&(dht, id));
                 let Some(state) = self.providing.get_mut(&request) else {
@@ -440,7 +523,19 @@ impl EventLoop {
         }
     }
 
-    fn on_gossip(&mut self, message: gossipsub::Message) {
+    fn on_gossip(
+        &mut self,
+        propagation_source: PeerId,
+        id: gossipsub::MessageId,
+        message: gossipsub::Message,
+    ) {
+        let verdict = self.hand_to_validator(propagation_source, &id, &message);
+        if let Some(acceptance) = verdict {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &propagation_source, acceptance);
+        }
         let Some(senders) = self.subscriptions.get_mut(&message.topic) else {
             return;
         };
@@ -454,6 +549,38 @@ impl EventLoop {
             if delivered.is_err() {
                 tracing::debug!(topic = %message.topic, "gossip subscriber lagging, message dropped");
             }
+        }
+    }
+
+    /// Gives a message to its topic's validator; returns the verdict to apply now, if the
+    /// validator will not give one: accept for topics nobody validates (forwarded as
+    /// before validation existed), ignore when the validator is gone or lagging.
+    fn hand_to_validator(
+        &self,
+        propagation_source: PeerId,
+        id: &gossipsub::MessageId,
+        message: &gossipsub::Message,
+    ) -> Option<gossipsub::MessageAcceptance> {
+        let Some(validator) = self.validators.get(&message.topic) else {
+            return Some(gossipsub::MessageAcceptance::Accept);
+        };
+        let held = ValidatedMessage {
+            message: GossipMessage {
+                topic: message.topic.to_string(),
+                source: message.source,
+                data: message.data.clone(),
+            },
+            id: id.clone(),
+            propagation_source,
+        };
+        match validator.try_send(held) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::debug!(topic = %message.topic, "validator lagging, message ignored");
+                Some(gossipsub::MessageAcceptance::Ignore)
+            }
+            // Kept as a validator: the topic never falls back to accepting unvalidated.
+            Err(mpsc::error::TrySendError::Closed(_)) => Some(gossipsub::MessageAcceptance::Ignore),
         }
     }
 

@@ -20,13 +20,23 @@ use libp2p::{
 
 use crate::net::bitswap;
 use crate::net::blocks::BlockAccess;
-pub use client::{Client, DagFetch, GossipMessage};
+pub use client::ipns::IpnsStats;
+pub use client::{Client, DagFetch, GossipMessage, ValidatedMessage};
 pub use event_loop::EventLoop;
+pub use libp2p::gossipsub::{MessageAcceptance, MessageId};
 
 /// Kubo's LAN DHT (private and loopback peers).
 pub const LAN_KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/lan/kad/1.0.0");
 /// The public (WAN) IPFS DHT.
 pub const WAN_KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");
+/// How often Kubo re-announces what it provides (boxo's `DefaultReproviderInterval`).
+pub const DEFAULT_PROVIDER_PUBLICATION_INTERVAL: Duration = Duration::from_secs(22 * 3600);
+/// How long DHT peers keep a provider record (go-libp2p-kad-dht's `ProvideValidity`).
+pub const DEFAULT_PROVIDER_RECORD_TTL: Duration = Duration::from_secs(48 * 3600);
+
+/// Value records (IPNS records, public keys) kept per DHT for other peers.
+pub const MAX_DHT_RECORDS: usize = 1024;
+
 /// The identify protocol version Kubo announces.
 pub const IDENTIFY_PROTOCOL: &str = "/ipfs/id/1.0.0";
 
@@ -55,6 +65,10 @@ pub enum NetError {
     Dht(String),
     #[error("gossipsub: {0}")]
     Gossip(String),
+    #[error("IPNS record: {0}")]
+    Ipns(#[from] ipfm_protocol::ipns::IpnsError),
+    #[error("IPNS name {0} not found")]
+    NameNotFound(String),
 }
 
 /// How the node joins the network.
@@ -82,6 +96,11 @@ pub struct NetworkConfig {
     /// Answer LAN DHT queries (Kubo does). In client mode the node still provides and looks
     /// up, but other peers do not route through it.
     pub lan_dht_server: bool,
+    /// How often every provided CID is announced again, so the records other peers hold
+    /// never reach `provider_record_ttl`. Must be shorter than it.
+    pub provider_publication_interval: Duration,
+    /// How long this node keeps provider records other peers announce to it.
+    pub provider_record_ttl: Duration,
 }
 
 impl NetworkConfig {
@@ -99,6 +118,8 @@ impl NetworkConfig {
             idle_connection_timeout: Duration::from_secs(120),
             wan_dht: true,
             lan_dht_server: true,
+            provider_publication_interval: DEFAULT_PROVIDER_PUBLICATION_INTERVAL,
+            provider_record_ttl: DEFAULT_PROVIDER_RECORD_TTL,
         }
     }
 
@@ -164,15 +185,30 @@ pub struct NodeBehaviour {
 fn kademlia(
     keypair: &Keypair,
     protocol: StreamProtocol,
+    config: &NetworkConfig,
 ) -> kad::Behaviour<kad::store::MemoryStore> {
     let peer_id = keypair.public().to_peer_id();
+    let (interval, ttl) = (
+        config.provider_publication_interval,
+        config.provider_record_ttl,
+    );
     let mut config = kad::Config::new(protocol);
+    // Kademlia's own job re-announces everything in the provided set (what the node
+    // started providing and has not stopped) every `interval`; GC takes removed blocks
+    // out of that set (`Client::stop_providing`).
+    config.set_provider_publication_interval(Some(interval));
+    config.set_provider_record_ttl(Some(ttl));
     // Addresses go in only through identify, filtered by the DHT's scope (see the event loop).
     config.set_kbucket_inserts(kad::BucketInserts::Manual);
+    // Records and provider records others send us reach the store only through the event
+    // loop, which stores provider records and only the value records that validate
+    // (`/ipns/`, `/pk/`: crate::net::ipns::records).
+    config.set_record_filtering(kad::StoreInserts::FilterBoth);
     let store_config = kad::store::MemoryStoreConfig {
         max_provided_keys: 100_000,
         max_providers_per_key: 64,
-        ..Default::default()
+        max_records: MAX_DHT_RECORDS,
+        max_value_bytes: ipfm_protocol::ipns::MAX_RECORD_SIZE,
     };
     let store = kad::store::MemoryStore::with_config(peer_id, store_config);
     kad::Behaviour::with_config(peer_id, store, config)
@@ -194,16 +230,32 @@ fn build_behaviour(
         identify::Config::new(IDENTIFY_PROTOCOL.to_string(), keypair.public())
             .with_agent_version(format!("ipfm/{}", env!("CARGO_PKG_VERSION"))),
     );
+    if config.provider_publication_interval >= config.provider_record_ttl {
+        return Err(NetError::Build(format!(
+            "the provider publication interval ({:?}) must be shorter than the provider record TTL ({:?}), or records expire before they are renewed",
+            config.provider_publication_interval, config.provider_record_ttl
+        )));
+    }
     let gossip_config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
+        // Every message waits for a verdict before it is forwarded: validated topics get
+        // theirs from their subscriber, every other topic is accepted on arrival (see the
+        // event loop), which keeps plain topics (Kubo interop, IPNS) as they were.
+        .validate_messages()
         .build()
         .map_err(|e| NetError::Build(e.to_string()))?;
-    let gossipsub = gossipsub::Behaviour::new(
+    let mut gossipsub = gossipsub::Behaviour::new(
         gossipsub::MessageAuthenticity::Signed(keypair.clone()),
         gossip_config,
     )
     .map_err(|e| NetError::Build(e.to_string()))?;
-    let mut kad_lan = kademlia(keypair, LAN_KAD_PROTOCOL);
+    gossipsub
+        .with_peer_score(
+            gossip_score_params(),
+            gossipsub::PeerScoreThresholds::default(),
+        )
+        .map_err(NetError::Build)?;
+    let mut kad_lan = kademlia(keypair, LAN_KAD_PROTOCOL, config);
     // Kubo's LAN DHT serves everyone it can reach: so do we (unless configured otherwise).
     kad_lan.set_mode(Some(if config.lan_dht_server {
         kad::Mode::Server
@@ -215,7 +267,7 @@ fn build_behaviour(
     let kad_wan = config
         .wan_dht
         .then(|| {
-            let mut kad = kademlia(keypair, WAN_KAD_PROTOCOL);
+            let mut kad = kademlia(keypair, WAN_KAD_PROTOCOL, config);
             kad.set_mode(Some(kad::Mode::Client));
             kad
         })
@@ -232,6 +284,34 @@ fn build_behaviour(
         relay_client,
         dcutr: dcutr::Behaviour::new(peer_id),
     })
+}
+
+/// Peer scoring: only what validated topics need. Many honest peers share an address on a
+/// LAN, behind NAT or on loopback, so co-location is not held against them.
+fn gossip_score_params() -> gossipsub::PeerScoreParams {
+    gossipsub::PeerScoreParams {
+        ip_colocation_factor_weight: 0.0,
+        ..Default::default()
+    }
+}
+
+/// Scoring on a validated topic: rejected messages cost the sender the square of their
+/// count (one reject: -10, below the gossip threshold; three: -90, graylisted, so its
+/// messages are no longer even looked at), forgiven slowly (half-life about 11 minutes).
+/// Mesh delivery rates are not scored: a station publishes only every few seconds.
+pub(crate) fn validated_topic_score_params() -> gossipsub::TopicScoreParams {
+    gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.0,
+        first_message_deliveries_weight: 1.0,
+        first_message_deliveries_decay: 0.9,
+        first_message_deliveries_cap: 10.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -10.0,
+        invalid_message_deliveries_decay: 0.999,
+        ..Default::default()
+    }
 }
 
 fn build_swarm(
