@@ -853,6 +853,7 @@ async fn cors_preflight_and_root_redirect() {
     let app = Gateway::new(f.store.clone())
         .with_config(GatewayConfig {
             root_redirect: Some(player.clone()),
+            ..GatewayConfig::default()
         })
         .router();
     let r = get(&app, "/").await;
@@ -913,6 +914,71 @@ async fn fetcher_fills_in_and_is_verified() {
         .await;
         assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     }
+}
+
+// ----------------------------------------------------------------------------- hash on read
+
+/// A store whose disk rotted under it: `get` returns the stored bytes with one bit flipped.
+#[derive(Clone)]
+struct BitRot(MemoryBlockstore);
+
+impl Blockstore for BitRot {
+    async fn get(&self, cid: &Cid) -> ipfm_store::Result<Option<Vec<u8>>> {
+        Ok(self.0.get(cid).await?.map(|mut bytes| {
+            if let Some(first) = bytes.first_mut() {
+                *first ^= 1;
+            }
+            bytes
+        }))
+    }
+    async fn put(&self, cid: &Cid, bytes: Vec<u8>) -> ipfm_store::Result<()> {
+        self.0.put(cid, bytes).await
+    }
+    async fn has(&self, cid: &Cid) -> ipfm_store::Result<bool> {
+        self.0.has(cid).await
+    }
+    async fn delete(&self, cid: &Cid) -> ipfm_store::Result<bool> {
+        self.0.delete(cid).await
+    }
+    async fn block_info(&self, cid: &Cid) -> ipfm_store::Result<Option<ipfm_store::BlockInfo>> {
+        self.0.block_info(cid).await
+    }
+    async fn blocks(&self) -> ipfm_store::Result<Vec<ipfm_store::BlockInfo>> {
+        self.0.blocks().await
+    }
+    async fn delete_if_inserted_before(
+        &self,
+        cid: &Cid,
+        cutoff: SystemTime,
+    ) -> ipfm_store::Result<Option<u64>> {
+        self.0.delete_if_inserted_before(cid, cutoff).await
+    }
+}
+
+#[tokio::test]
+async fn hash_on_read_catches_a_rotten_store_block() {
+    let store = MemoryBlockstore::new();
+    let bytes = b"a segment on a failing disk".to_vec();
+    let cid = raw_cid(&bytes);
+    store.put(&cid, bytes.clone()).await.unwrap();
+    let rotten = BitRot(store);
+    let uri = format!("/ipfs/{cid}");
+
+    // Kubo's default: the store verified the block when it was put; serve it as stored.
+    let trusting = Gateway::new(rotten.clone()).router();
+    let r = get(&trusting, &uri).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_ne!(r.body, bytes, "the rot reaches the client unchecked");
+
+    let checking = Gateway::new(rotten)
+        .with_config(GatewayConfig {
+            hash_on_read: true,
+            ..GatewayConfig::default()
+        })
+        .router();
+    let r = get(&checking, &uri).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text());
+    assert!(r.text().contains("corrupt"), "{}", r.text());
 }
 
 // ----------------------------------------------------------------------------- real socket

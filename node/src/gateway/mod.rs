@@ -88,6 +88,13 @@ impl BlockFetcher for NoFetcher {
 pub struct GatewayConfig {
     /// Where `GET /` redirects (e.g. `/ipns/k51…/`, the station's player); `None` = 404.
     pub root_redirect: Option<String>,
+    /// Re-hash blocks read from the local store before serving them (Kubo's
+    /// `Datastore.HashOnRead`, off by default there too). The store verified every block
+    /// when it was put and sled checksums what it reads back, so this only guards against
+    /// corruption those miss, at the cost of hashing every byte served (a SHA-256 of a
+    /// segment costs about as much as the rest of the request). Blocks from the network
+    /// are always verified.
+    pub hash_on_read: bool,
 }
 
 /// A gateway over block store `S`; turn it into an axum [`Router`] with [`Gateway::router`].
@@ -108,6 +115,7 @@ where
             blocks: Blocks {
                 store,
                 fetcher: Arc::new(NoFetcher),
+                hash_on_read: false,
             },
             names: Arc::new(LocalNames::new()),
             validated: ValidationCache::default(),
@@ -129,6 +137,7 @@ where
 
     /// Use `config`.
     pub fn with_config(mut self, config: GatewayConfig) -> Self {
+        self.blocks.hash_on_read = config.hash_on_read;
         self.config = config;
         self
     }

@@ -42,6 +42,9 @@ pub fn router_with_fetcher(
         .with_block_fetcher(fetcher)
         .with_config(GatewayConfig {
             root_redirect: Some(player_path(station)),
+            // As Kubo by default: blocks were verified when stored (and network blocks
+            // always are); hashing every byte served would halve the gateway's throughput.
+            hash_on_read: false,
         });
     gateway.router().route("/healthz", healthz(published))
 }
