@@ -17,7 +17,9 @@ AAC-LC renditions (64k/128k/192k) as MPEG-TS HLS with 6-s segments.
 
 Each child runs as a fresh process; CPU is the RUSAGE_CHILDREN delta across it, peak RSS its
 own ru_maxrss read with os.wait4. Fast runs alternate ipfm/ffmpeg, median of 3. Realtime runs
-(`--mode realtime` vs `ffmpeg -re`) last the same wall time, once each.
+(`--mode realtime` vs `ffmpeg -re`) last the same wall time (twice REALTIME_SECONDS), once
+each; their CPU is split at REALTIME_SECONDS (from /proc/PID/stat) into start-up and steady
+state.
 
 Usage: bench/encoder.py ENCODE_BENCH_BINARY [REALTIME_SECONDS] [--write docs/benchmarks.md]
 With --write, the section between the `<!-- bench:encoder -->` markers of that file is replaced.
@@ -56,8 +58,21 @@ RIGHT = ("0.12*sin(2*PI*220.5*t)*(0.6+0.4*cos(2*PI*0.25*t))+0.08*sin(2*PI*329.63
 
 
 class Run:
-    def __init__(self, wall, cpu, rss_kib, out):
+    def __init__(self, wall, cpu, rss_kib, out, cpu_at_split=None):
         self.wall, self.cpu, self.rss_mib, self.out = wall, cpu, rss_kib / 1024, out
+        self.cpu_at_split = cpu_at_split
+
+    def steady_share(self, split):
+        """CPU share of one core after `split` seconds (start-up excluded)."""
+        return (self.cpu - self.cpu_at_split) / (self.wall - split)
+
+
+def proc_cpu(pid):
+    """utime + stime of a live process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def child_cpu():
@@ -65,13 +80,18 @@ def child_cpu():
     return r.ru_utime + r.ru_stime
 
 
-def run(cmd, timeout=RUN_TIMEOUT):
-    """One fresh child: wall and CPU seconds, peak RSS (its own, via wait4), stdout."""
+def run(cmd, timeout=RUN_TIMEOUT, split=None):
+    """One fresh child: wall and CPU seconds, peak RSS (its own, via wait4), stdout; with
+    `split`, also its CPU seconds `split` seconds after the start."""
     with tempfile.TemporaryFile() as err:
         c0, t0 = child_cpu(), time.perf_counter()
         child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
         watchdog = threading.Timer(timeout, child.kill)
         watchdog.start()
+        at_split = []
+        if split is not None:
+            sampler = threading.Timer(split, lambda: at_split.append(proc_cpu(child.pid)))
+            sampler.start()
         try:
             out = child.stdout.read().decode()
             _, status, usage = os.wait4(child.pid, 0)
@@ -83,7 +103,11 @@ def run(cmd, timeout=RUN_TIMEOUT):
         if child.returncode != 0:
             err.seek(0)
             raise RuntimeError(f"{cmd[0]} exited {child.returncode}: {err.read().decode()[-2000:]}")
-    return Run(wall, cpu, usage.ru_maxrss, out.strip())
+    if split is not None:
+        sampler.join()
+        if not at_split:
+            raise RuntimeError(f"{cmd[0]} ended before the {split}-s split")
+    return Run(wall, cpu, usage.ru_maxrss, out.strip(), at_split[0] if at_split else None)
 
 
 def ffmpeg(*args):
@@ -110,7 +134,7 @@ def reference_cmd(path, out_dir, gain_db, realtime, coder=REFERENCE_AAC_CODER):
     graph = ("[0:a]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,"
              f"ebur128=peak=none,volume={gain_db:.2f}dB,asplit={len(RENDITIONS)}"
              + "".join(f"[a{i}]" for i in range(len(RENDITIONS))))
-    pace = ["-re", "-t", str(REALTIME_SECONDS)] if realtime else []
+    pace = ["-re", "-t", str(2 * REALTIME_SECONDS)] if realtime else []
     cmd = ffmpeg(*pace, "-i", path, "-filter_complex", graph)
     for i, (name, rate) in enumerate(RENDITIONS):
         # A live playlist keeps only the last 5 segments unless told to keep all.
@@ -194,18 +218,23 @@ def main():
         twoloop = run(reference_cmd(path, fresh_dir(out_dir), gain_db, False, "twoloop"))
         twoloop_media = check_reference(out_dir, MEDIA_SECONDS - SEGMENT_SECONDS)
 
-        # Realtime: same wall time each; ipfm runs until stopped, ffmpeg -re until -t.
-        ipfm_rt = run([IPFM, "--mode", "realtime", "--seconds", str(REALTIME_SECONDS), music])
-        ipfm_rt_media = check_ipfm(ipfm_rt, REALTIME_SECONDS - 2 * SEGMENT_SECONDS)["media_seconds"]
-        ref_rt = run(reference_cmd(path, fresh_dir(out_dir), gain_db, True))
-        ref_rt_media = check_reference(out_dir, REALTIME_SECONDS - 2 * SEGMENT_SECONDS)
+        # Realtime: same wall time each (two windows: start-up, then steady state); ipfm runs
+        # until stopped, ffmpeg -re until -t.
+        ipfm_rt = run([IPFM, "--mode", "realtime", "--seconds", str(2 * REALTIME_SECONDS), music],
+                      split=REALTIME_SECONDS)
+        ipfm_rt_media = check_ipfm(ipfm_rt, 2 * REALTIME_SECONDS - 2 * SEGMENT_SECONDS)["media_seconds"]
+        ref_rt = run(reference_cmd(path, fresh_dir(out_dir), gain_db, True), split=REALTIME_SECONDS)
+        ref_rt_media = check_reference(out_dir, 2 * REALTIME_SECONDS - 2 * SEGMENT_SECONDS)
     load_after = os.getloadavg()
 
     iw, ic, irss = median_run(ipfm_fast)
     fw, fc, frss = median_run(ref_fast)
     cpu_ipfm, cpu_ref = ic / ipfm_media, fc / ref_media
     cpu_ratio, wall_ratio = cpu_ipfm / cpu_ref, iw / fw
-    share_ipfm, share_ref = ipfm_rt.cpu / ipfm_rt.wall, ref_rt.cpu / ref_rt.wall
+    share_ipfm = ipfm_rt.steady_share(REALTIME_SECONDS)
+    share_ref = ref_rt.steady_share(REALTIME_SECONDS)
+    startup_ipfm = ipfm_rt.cpu_at_split / REALTIME_SECONDS
+    startup_ref = ref_rt.cpu_at_split / REALTIME_SECONDS
 
     lines = []
     out = lines.append
@@ -217,16 +246,21 @@ def main():
         "Reference: ONE `ffmpeg` process, `aresample=48000,ebur128,volume=<gain>,asplit=3` → three "
         f"`-c:a aac -aac_coder {REFERENCE_AAC_CODER}` HLS outputs (the AAC settings ipfm uses; gain "
         "measured beforehand, untimed). Fast rows: median of "
-        f"{ROUNDS} alternating runs; realtime rows: one run each of {REALTIME_SECONDS} s wall "
-        "(`encode_bench --mode realtime` vs `ffmpeg -re`). CPU = user + system of the child, "
-        "RSS = its own peak (`wait4`).\n")
+        f"{ROUNDS} alternating runs; realtime rows: one run each of {2 * REALTIME_SECONDS} s wall "
+        "(`encode_bench --mode realtime` vs `ffmpeg -re`), its CPU split at "
+        f"{REALTIME_SECONDS} s (from `/proc/PID/stat`) into start-up (the first track is decoded "
+        "and its loudness measured before it plays) and steady state, which the goal is about. "
+        "CPU = user + system of the child, RSS = its own peak (`wait4`).\n")
     out("| what | ipfm | ffmpeg CLI | ipfm ÷ ffmpeg | goal | met? |")
     out("|---|---|---|---|---|---|")
     out(f"| CPU s per media s (fast) | {cpu_ipfm:.4f} | {cpu_ref:.4f} | {cpu_ratio:.2f} "
         f"| ≤ {GOAL_CPU_RATIO} × | {met(cpu_ratio <= GOAL_CPU_RATIO)} |")
     out(f"| wall time of a full render (fast) | {iw:.1f} s | {fw:.1f} s | {wall_ratio:.2f} "
         f"| ≤ {GOAL_WALL_RATIO} × | {met(wall_ratio <= GOAL_WALL_RATIO)} |")
-    out(f"| realtime: CPU share of one core | {share_ipfm:.1%} | {share_ref:.1%} "
+    out(f"| realtime: CPU share of one core, first {REALTIME_SECONDS} s (start-up) "
+        f"| {startup_ipfm:.1%} | {startup_ref:.1%} | {startup_ipfm / startup_ref:.2f} | – | – |")
+    out(f"| realtime: CPU share of one core, next {REALTIME_SECONDS} s (steady state) "
+        f"| {share_ipfm:.1%} | {share_ref:.1%} "
         f"| {share_ipfm / share_ref:.2f} | ≤ {GOAL_RT_CPU_SHARE:.0%} (Liquidsoap {LIQUIDSOAP_RT_CPU_SHARE:.1%}) "
         f"| {met(share_ipfm <= GOAL_RT_CPU_SHARE)} |")
     out(f"| realtime: peak RSS | {ipfm_rt.rss_mib:.0f} MiB | {ref_rt.rss_mib:.0f} MiB "
@@ -283,14 +317,11 @@ def main():
             "library pages, ≈ 16 MB peak heap (segments in flight, AAC encoders, decoder).")
         out("")
     if share_ipfm > GOAL_RT_CPU_SHARE:
-        out("Realtime CPU goal missed: within the "
-            f"{REALTIME_SECONDS}-s window, the first {MEDIA_SECONDS // 60}-min track is decoded "
-            "whole (FLAC decode, resample, loudness meter, spill) before it can play: its gain "
-            "depends on all of it. Over a long run the share tends towards the fast-mode CPU per "
-            f"media second (an estimate, not measured here: ipfm {cpu_ipfm:.1%}, ffmpeg "
-            f"{cpu_ref:.1%} of a core), "
-            + ("within" if cpu_ipfm <= GOAL_RT_CPU_SHARE else "above")
-            + f" the {GOAL_RT_CPU_SHARE:.0%} goal.")
+        out(f"Realtime CPU goal missed in steady state ({share_ipfm:.1%} of a core after the "
+            f"first {REALTIME_SECONDS} s; ffmpeg -re {share_ref:.1%}). The fast-mode CPU per media "
+            f"second (ipfm {cpu_ipfm:.1%}, ffmpeg {cpu_ref:.1%} of a core) is the floor a "
+            "realtime run tends to; the rest is pacing and time lost to contention on a "
+            "loaded machine.")
         out("")
 
     text = "\n".join(lines).rstrip()

@@ -327,12 +327,19 @@ def run_realtime(tmp, music):
     """Run 1: (b) CPU and RSS over REALTIME_SECONDS, then (c) wrk against nginx."""
     station = Station(os.path.join(tmp, "repo-realtime"), music, os.path.join(tmp, "realtime.log"))
     try:
+        # Two windows back to back: the first includes start-up (the first track is decoded
+        # and its loudness measured before it can play); the second is the steady state a
+        # station runs in for days.
         cpu0, t0 = station.cpu_seconds(), time.monotonic()
         time.sleep(REALTIME_SECONDS)
         cpu1, t1 = station.cpu_seconds(), time.monotonic()
+        rss_startup = station.peak_rss_bytes()
+        time.sleep(REALTIME_SECONDS)
+        cpu2, t2 = station.cpu_seconds(), time.monotonic()
         rss = station.peak_rss_bytes()
         segments = metric_sum(station.metrics(), "ipfm_segments_encoded")
-        realtime = {"share": (cpu1 - cpu0) / (t1 - t0), "wall": t1 - t0, "rss": rss,
+        realtime = {"startup_share": (cpu1 - cpu0) / (t1 - t0), "share": (cpu2 - cpu1) / (t2 - t1),
+                    "wall": t1 - t0, "rss": rss, "rss_startup": rss_startup,
                     "segments": segments}
 
         # (c) the newest midfi segment, through the station's name, then by its CID.
@@ -473,10 +480,14 @@ def main():
         f"| {p99 * 1000:.0f} ms (bucket {p99_lo * 1000:.0f}–{p99_hi * 1000:.0f} ms) | – "
         f"| < {GOAL_P99_S * 1000:.0f} ms "
         f"| {met(p99 < GOAL_P99_S) + ('' if p99_hi <= GOAL_P99_S or p99 >= GOAL_P99_S else ' (interpolated)')} |")
-    out(f"| realtime: CPU share of one core | {realtime['share']:.1%} | – "
+    out(f"| realtime: CPU share of one core, first {REALTIME_SECONDS} s (start-up) "
+        f"| {realtime['startup_share']:.1%} | – | – | – |")
+    out(f"| realtime: CPU share of one core, next {REALTIME_SECONDS} s (steady state) "
+        f"| {realtime['share']:.1%} | – "
         f"| ≤ {GOAL_CPU_SHARE:.0%} | {met(realtime['share'] <= GOAL_CPU_SHARE)} |")
-    out(f"| realtime: peak RSS | {rss_mb:.0f} MB ({realtime['rss'] / 2**20:.0f} MiB) | – "
-        f"| ≤ {GOAL_RSS_MB} MB | {met(rss_mb <= GOAL_RSS_MB)} |")
+    out(f"| realtime: peak RSS over both windows | {rss_mb:.0f} MB "
+        f"({realtime['rss'] / 2**20:.0f} MiB; {realtime['rss_startup'] / 1e6:.0f} MB after the "
+        f"first window) | – | ≤ {GOAL_RSS_MB} MB | {met(rss_mb <= GOAL_RSS_MB)} |")
     out(f"| gateway GET of one segment, req/s | {served['ipfm']:.0f} | nginx {served['nginx']:.0f} "
         f"| ratio ≥ {GOAL_RATIO} | {met(ratio >= GOAL_RATIO)} (ratio **{ratio:.2f}**) |")
     out("")
@@ -493,22 +504,26 @@ def main():
         "station's own `ipfm_publish_latency_seconds` histogram on `/metrics`, mean "
         f"{latency_sum / latency_count * 1000:.1f} ms. Its clock starts when the first "
         "rendition's segment of a sequence has been stored, so it also includes waiting for "
-        "the other two renditions of the cut, and stops only after the publish has also "
-        "persisted the media sequence, playout position and windows (three fsync'd writes, "
-        "after the gateway already serves the root): an upper bound. Its buckets double from "
+        "the other two renditions of the cut, and it includes the station's progress (media "
+        "sequence, playout position, windows: one atomic fsync'd write made before the root "
+        "becomes visible, so a crash never reuses a published sequence number): an upper "
+        "bound. Its buckets double from "
         "1 ms; p50/p99 are interpolated inside their bucket as Prometheus' "
         "`histogram_quantile()` does, and the bucket is the hard bound.")
     out("")
     out(f"**Realtime CPU and memory** (run 1: default settings, 6-s segments): CPU = utime + "
         f"stime of the whole process (encoder threads, station loop, gateway, libp2p swarm) "
-        f"over {realtime['wall']:.0f} s of wall time after it printed its player URL, from "
-        f"`/proc/PID/stat`; peak RSS = `VmHWM` at the end of that window (start-up included). "
+        f"over two {realtime['wall']:.0f}-s windows of wall time after it printed its player "
+        "URL, from `/proc/PID/stat`: the first includes start-up (the first track is decoded "
+        "and its loudness measured before it plays), the second is the steady state the goal "
+        "is about; peak RSS = `VmHWM` at the end of each window (start-up included). "
         f"It encoded {realtime['segments']:.0f} segments ({media:.0f} s of media per "
         "rendition, three renditions) meanwhile. No listener was connected.")
     out("")
     out(f"**Gateway vs nginx** (same run, the station still encoding): `wrk -t{WRK_THREADS} "
         f"-c{WRK_CONNECTIONS} -d{WRK_SECONDS}s` on one {served['bytes'] / 1024:.0f} KiB segment "
-        f"(`{served['uri']}`): ipfm's `/ipfs/<cid>` (block read from sled, CID-derived ETag and "
+        f"(`{served['uri']}`): ipfm's `/ipfs/<cid>` (block read from sled, not re-hashed: like Kubo's default "
+        "`HashOnRead=false`, the store verified it when it was put; CID-derived ETag and "
         "immutable caching headers) vs nginx 1.22 serving the same bytes as a static file "
         "(`sendfile on`, `access_log off`, `worker_processes auto`, generated config in a temp "
         f"dir, run as `nobody`). {WRK_ROUNDS} alternating rounds each, median; all rounds req/s: "
