@@ -11,6 +11,7 @@
 //! rather than skips, without them.
 
 mod common;
+use common::InProcessStation;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,10 +20,9 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use ipfm_encoder::{EncoderConfig, Rendition};
 use ipfm_node::api::ApiToken;
-use ipfm_node::station::{self, StationConfig, StationInfo};
+use ipfm_node::station::StationConfig;
 use ipfm_store::Store;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const TOKEN: &str = "dashboard-test-token-42";
@@ -35,7 +35,6 @@ const TRACK_SECS: u32 = 150;
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 /// The script bounds itself (150 s for the whole run); this only catches a hung Node.js.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(200);
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn browser_dir() -> PathBuf {
     common::repo_root().join("tests").join("browser")
@@ -111,24 +110,14 @@ async fn dashboard_needs_the_token_then_shows_the_station_and_skips() {
         api_token: Some(ApiToken::new(TOKEN)),
         ..StationConfig::default()
     };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let (ready_tx, ready) = oneshot::channel();
-    let task = tokio::spawn(station::run(
+    let station = InProcessStation::start(
         Store::open_in_memory(),
         SigningKey::from_bytes(&[21; 32]),
         config,
-        "127.0.0.1:0".parse().unwrap(),
-        async move {
-            let _ = stopped.await;
-        },
-        move |info: &StationInfo| {
-            let _ = ready_tx.send(info.clone());
-        },
-    ));
-    let info = tokio::time::timeout(START_TIMEOUT, ready)
-        .await
-        .expect("station listens")
-        .expect("station started");
+        START_TIMEOUT,
+    )
+    .await;
+    let info = station.info.clone();
 
     let url = format!("http://{}/admin", info.api);
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("admin_page.png");
@@ -138,12 +127,7 @@ async fn dashboard_needs_the_token_then_shows_the_station_and_skips() {
         .await
         .expect("running the browser check");
 
-    let _ = stop.send(());
-    tokio::time::timeout(STOP_TIMEOUT, task)
-        .await
-        .expect("station stops in time")
-        .expect("station task")
-        .expect("station ran without errors");
+    station.stop().await;
     eprintln!("report: {report:#}\nscreenshot: {}", screenshot.display());
 
     // Without a token: the prompt, no data, no API call at all.

@@ -2,6 +2,7 @@
 //! generated library, one rendition, 2 s segments), over real loopback HTTP.
 
 mod common;
+use common::InProcessStation;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,10 +11,9 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use ipfm_encoder::{EncoderConfig, Mode, Rendition};
 use ipfm_node::api::ApiToken;
-use ipfm_node::station::{self, StationConfig, StationInfo};
+use ipfm_node::station::StationConfig;
 use ipfm_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
 
 const TOKEN: &str = "test-token-0123456789";
 /// Upper bound for anything the station should do within a few segments.
@@ -50,23 +50,6 @@ async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -
         .expect("HTTP exchange timed out")
 }
 
-struct Running {
-    info: StationInfo,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), station::StationError>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("station stops")
-            .unwrap()
-            .unwrap();
-    }
-}
-
 /// One rendition, 2-s segments, a window of 3, the test token.
 fn test_config() -> StationConfig {
     StationConfig {
@@ -82,7 +65,7 @@ fn test_config() -> StationConfig {
     }
 }
 
-async fn start_station(api_listen: Option<SocketAddr>) -> Running {
+async fn start_station(api_listen: Option<SocketAddr>) -> InProcessStation {
     start_with(StationConfig {
         api_listen,
         ..test_config()
@@ -90,26 +73,14 @@ async fn start_station(api_listen: Option<SocketAddr>) -> Running {
     .await
 }
 
-async fn start_with(config: StationConfig) -> Running {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let (ready_tx, ready) = oneshot::channel();
-    let task = tokio::spawn(station::run(
+async fn start_with(config: StationConfig) -> InProcessStation {
+    InProcessStation::start(
         Store::open_in_memory(),
         SigningKey::from_bytes(&[11; 32]),
         config,
-        "127.0.0.1:0".parse().unwrap(),
-        async move {
-            let _ = stopped.await;
-        },
-        move |info: &StationInfo| {
-            let _ = ready_tx.send(info.clone());
-        },
-    ));
-    let info = tokio::time::timeout(PATIENCE, ready)
-        .await
-        .expect("station listens")
-        .expect("station started");
-    Running { info, stop, task }
+        PATIENCE,
+    )
+    .await
 }
 
 /// Sum of every sample of `metric` (all label sets) in a text exposition.

@@ -12,11 +12,11 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{node_command, run, sha256_hex};
+use common::{node_command, run, sha256_hex, InProcessStation};
 use ipfm_encoder::EncoderConfig;
 use ipfm_node::repo::Repo;
 use ipfm_node::station::network::P2pConfig;
-use ipfm_node::station::{self, StationConfig, StationError, StationInfo};
+use ipfm_node::station::{StationConfig, StationInfo};
 use ipfm_protocol::cid::raw_cid;
 use ipfm_protocol::Cid;
 use ipfm_store::{Blockstore, Store};
@@ -24,8 +24,6 @@ use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Bound on station start-up and HTTP waits (segments every 2 s; loaded 2-core machine).
 const WAIT: Duration = Duration::from_secs(90);
@@ -40,8 +38,7 @@ struct RunningStation {
     p2p_addr: Multiaddr,
     store: Store,
     repo: Repo,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), StationError>>,
+    station: InProcessStation,
     _dir: tempfile::TempDir,
 }
 
@@ -65,24 +62,8 @@ impl RunningStation {
             p2p: Some(P2pConfig::loopback()),
             ..StationConfig::default()
         };
-        let (ready_tx, ready) = oneshot::channel::<StationInfo>();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(station::run(
-            store.clone(),
-            key,
-            config,
-            "127.0.0.1:0".parse().expect("loopback address"),
-            async move {
-                let _ = stopped.await;
-            },
-            move |info| {
-                let _ = ready_tx.send(info.clone());
-            },
-        ));
-        let info = tokio::time::timeout(WAIT, ready)
-            .await
-            .expect("station up in time")
-            .expect("station started");
+        let station = InProcessStation::start(store.clone(), key, config, WAIT).await;
+        let info = station.info.clone();
         let p2p_addr = info
             .p2p_addrs
             .iter()
@@ -94,8 +75,7 @@ impl RunningStation {
             p2p_addr,
             store,
             repo,
-            stop,
-            task,
+            station,
             _dir: dir,
         };
         tokio::time::timeout(WAIT, async {
@@ -153,12 +133,7 @@ impl RunningStation {
     }
 
     async fn shutdown(self) {
-        self.stop.send(()).expect("station still running");
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("station stops in time")
-            .expect("station task")
-            .expect("station ran cleanly");
+        self.station.stop().await;
         self.repo.close().await.expect("repo closes");
     }
 }

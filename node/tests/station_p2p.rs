@@ -8,16 +8,15 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{sha256_hex, KuboPeer};
+use common::{sha256_hex, InProcessStation, KuboPeer};
 use ipfm_encoder::EncoderConfig;
 use ipfm_node::repo::Repo;
 use ipfm_node::station::network::P2pConfig;
-use ipfm_node::station::{self, StationConfig, StationInfo};
+use ipfm_node::station::StationConfig;
 use ipfm_protocol::cid::raw_cid;
 use libp2p::multiaddr::Protocol;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
 
 /// Bound on every wait (realtime segments every 2 s; Kubo starts in seconds; loaded CI).
 const WAIT: Duration = Duration::from_secs(90);
@@ -86,24 +85,8 @@ async fn kubo_and_the_station_exchange_blocks_over_bitswap() {
         p2p: Some(P2pConfig::loopback()),
         ..StationConfig::default()
     };
-    let (ready_tx, ready) = oneshot::channel::<StationInfo>();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let station = tokio::spawn(station::run(
-        store,
-        key,
-        config,
-        "127.0.0.1:0".parse().unwrap(),
-        async move {
-            let _ = stopped.await;
-        },
-        move |info| {
-            let _ = ready_tx.send(info.clone());
-        },
-    ));
-    let info = tokio::time::timeout(WAIT, ready)
-        .await
-        .expect("station up in time")
-        .expect("station started");
+    let station = InProcessStation::start(store, key, config, WAIT).await;
+    let info = station.info.clone();
 
     // The printed addresses are dialable as-is: loopback TCP, ending in our peer id.
     let addr = info
@@ -162,11 +145,6 @@ async fn kubo_and_the_station_exchange_blocks_over_bitswap() {
     assert_eq!(sha256_hex(&remote.body), sha256_hex(&content));
 
     drop(kubo);
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), station)
-        .await
-        .expect("station stops in time")
-        .unwrap()
-        .expect("station ran cleanly");
+    station.stop().await;
     repo.close().await.unwrap();
 }

@@ -7,15 +7,10 @@
 // (peer id, IPNS name, library, skipped files, chart); clicks Skip and waits for the queue
 // to change; reloads (the token is kept for the tab); takes a screenshot; prints one JSON
 // object describing what it saw. It judges nothing: node/tests/admin_page.rs asserts.
-// Exit status: 0 when the page could be driven, 1 on a harness failure (browser missing,
-// page never loaded, a step timed out), 2 when the whole run overran.
+// Exit status: see chromium.mjs.
 
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { inChromium, requireArgs } from './chromium.mjs';
 
-const CHROMIUM = process.env.IPFM_CHROMIUM || '/usr/bin/chromium';
 // Bounded waits: a loaded 2-core machine starts Chromium in a few seconds; a skip takes
 // effect within a segment or two once the next track is decoded.
 const LOAD_TIMEOUT_MS = 30_000;
@@ -23,37 +18,14 @@ const DATA_TIMEOUT_MS = 30_000;
 const SKIP_TIMEOUT_MS = 45_000;
 const WHOLE_RUN_MS = 150_000;
 
-const [url, token, screenshotPath] = process.argv.slice(2);
-if (!url || !token || !screenshotPath) {
-  console.error('usage: node admin_check.mjs URL TOKEN SCREENSHOT.png');
-  process.exit(1);
-}
-if (!existsSync(CHROMIUM)) {
-  console.error(`${CHROMIUM} not found: install Debian's chromium with \`make deps\``);
-  process.exit(1);
-}
+const [url, token, screenshotPath] = requireArgs('node admin_check.mjs URL TOKEN SCREENSHOT.png', 3);
 
-const overrun = setTimeout(() => {
-  console.error(`admin check overran ${WHOLE_RUN_MS} ms`);
-  process.exit(2);
-}, WHOLE_RUN_MS);
-
-const profile = mkdtempSync(join(tmpdir(), 'ipfm-chromium-'));
-let context;
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: LOAD_TIMEOUT_MS,
-    viewport: { width: 1200, height: 1000 },
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(LOAD_TIMEOUT_MS);
-
+await inChromium({
+  name: 'admin check',
+  wholeRunMs: WHOLE_RUN_MS,
+  loadTimeoutMs: LOAD_TIMEOUT_MS,
+  viewport: { width: 1200, height: 1000 },
+}, async (page) => {
   // Events are filed under the phase they happened in: the wrong-token phase is expected to
   // produce a 401 (and Chromium's console line about it); no other phase may fail.
   let phase = 'no-token';
@@ -173,7 +145,7 @@ try {
   await page.screenshot({ path: screenshotPath, fullPage: true });
 
   const outside = (list) => list.filter((e) => e.phase !== 'wrong-token').map((e) => `${e.phase}: ${e.text}`);
-  console.log(JSON.stringify({
+  return {
     withoutToken,
     wrongToken,
     wrongTokenFailures: failedRequests.filter((e) => e.phase === 'wrong-token').map((e) => e.text),
@@ -186,14 +158,5 @@ try {
     consoleErrors: outside(consoleErrors),
     failedRequests: outside(failedRequests),
     screenshot: screenshotPath,
-  }));
-} catch (err) {
-  console.error(`admin check failed: ${err && err.stack ? err.stack : err}`);
-  process.exitCode = 1;
-} finally {
-  if (context) {
-    await context.close().catch(() => {});
-  }
-  rmSync(profile, { recursive: true, force: true });
-  clearTimeout(overrun);
-}
+  };
+});

@@ -6,15 +6,10 @@
 // menu to its first rendition and waits until the audio has advanced >= 5 s, reads the
 // now-playing title, takes a screenshot, and prints one JSON object on stdout describing
 // what it saw. It judges nothing: the Rust test (node/tests/player_page.rs) asserts.
-// Exit status: 0 when the page could be driven (whatever it showed), 1 on a harness failure
-// (browser missing, page never loaded, a step timed out), 2 when the whole run overran.
+// Exit status: see chromium.mjs.
 
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { inChromium, requireArgs } from './chromium.mjs';
 
-const CHROMIUM = process.env.IPFM_CHROMIUM || '/usr/bin/chromium';
 const PLAYED_SECS = 5;
 // Bounded waits: a loaded 2-core machine starts Chromium in a few seconds.
 const LOAD_TIMEOUT_MS = 30_000;
@@ -22,39 +17,15 @@ const PLAY_TIMEOUT_MS = 30_000;
 const TITLE_TIMEOUT_MS = 15_000;
 const WHOLE_RUN_MS = 100_000;
 
-const [url, screenshotPath] = process.argv.slice(2);
-if (!url || !screenshotPath) {
-  console.error('usage: node player_check.mjs URL SCREENSHOT.png');
-  process.exit(1);
-}
-if (!existsSync(CHROMIUM)) {
-  console.error(`${CHROMIUM} not found: install Debian's chromium with \`make deps\``);
-  process.exit(1);
-}
+const [url, screenshotPath] = requireArgs('node player_check.mjs URL SCREENSHOT.png', 2);
 
-const overrun = setTimeout(() => {
-  console.error(`player check overran ${WHOLE_RUN_MS} ms`);
-  process.exit(2);
-}, WHOLE_RUN_MS);
-
-// A fresh, empty profile: no cache, no stored volume, nothing from an earlier run.
-const profile = mkdtempSync(join(tmpdir(), 'ipfm-chromium-'));
-let context;
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: LOAD_TIMEOUT_MS,
-    viewport: { width: 800, height: 900 },
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(LOAD_TIMEOUT_MS);
-
+await inChromium({
+  name: 'player check',
+  wholeRunMs: WHOLE_RUN_MS,
+  loadTimeoutMs: LOAD_TIMEOUT_MS,
+  viewport: { width: 800, height: 900 },
+  extraArgs: ['--autoplay-policy=no-user-gesture-required'],
+}, async (page) => {
   const consoleErrors = [];
   const failedRequests = [];
   const requests = [];
@@ -114,7 +85,7 @@ try {
   });
   await page.screenshot({ path: screenshotPath, fullPage: true });
 
-  console.log(JSON.stringify({
+  return {
     ...state,
     startTime,
     advanced: state.currentTime - startTime,
@@ -124,14 +95,5 @@ try {
     consoleErrors,
     failedRequests,
     screenshot: screenshotPath,
-  }));
-} catch (err) {
-  console.error(`player check failed: ${err && err.stack ? err.stack : err}`);
-  process.exitCode = 1;
-} finally {
-  if (context) {
-    await context.close().catch(() => {});
-  }
-  rmSync(profile, { recursive: true, force: true });
-  clearTimeout(overrun);
-}
+  };
+});

@@ -687,3 +687,50 @@ pub async fn provide_until_found(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `ipfm station` run in process (`station::run`) with its gateway on 127.0.0.1:0.
+pub struct InProcessStation {
+    pub info: ipfm_node::station::StationInfo,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ipfm_node::station::StationError>>,
+}
+
+impl InProcessStation {
+    /// Starts the station and waits (bounded by `within`) until it listens.
+    pub async fn start(
+        store: ipfm_store::Store,
+        key: ed25519_dalek::SigningKey,
+        config: ipfm_node::station::StationConfig,
+        within: Duration,
+    ) -> InProcessStation {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(ipfm_node::station::run(
+            store,
+            key,
+            config,
+            "127.0.0.1:0".parse().expect("loopback address"),
+            async move {
+                let _ = stopped.await;
+            },
+            move |info: &ipfm_node::station::StationInfo| {
+                let _ = ready_tx.send(info.clone());
+            },
+        ));
+        let info = tokio::time::timeout(within, ready)
+            .await
+            .expect("station up in time")
+            .expect("station started");
+        InProcessStation { info, stop, task }
+    }
+
+    /// Asks the station to stop and asserts it ends cleanly within 30 s.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("station stops in time")
+            .expect("station task")
+            .expect("station ran cleanly");
+    }
+}
