@@ -12,7 +12,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{node_command, run, sha256_hex, InProcessStation};
+use common::{http_get, node_command, run, sha256_hex, HttpResponse, InProcessStation};
 use ipfm_encoder::EncoderConfig;
 use ipfm_node::repo::Repo;
 use ipfm_node::station::network::P2pConfig;
@@ -23,7 +23,6 @@ use ipfm_store::{Blockstore, Store};
 use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Bound on station start-up and HTTP waits (segments every 2 s; loaded 2-core machine).
 const WAIT: Duration = Duration::from_secs(90);
@@ -88,7 +87,7 @@ impl RunningStation {
         station
     }
 
-    async fn get(&self, path: &str) -> Response {
+    async fn get(&self, path: &str) -> HttpResponse {
         get(self.info.listen, path).await
     }
 
@@ -138,49 +137,8 @@ impl RunningStation {
     }
 }
 
-struct Response {
-    status: u16,
-    roots: Vec<String>,
-    body: Vec<u8>,
-}
-
-/// GET over HTTP/1.0, so the body is never chunked and ends at connection close.
-async fn get(addr: SocketAddr, path: &str) -> Response {
-    tokio::time::timeout(WAIT, async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("connect to the gateway");
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .expect("send request");
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.expect("read response");
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("end of headers");
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status code");
-        let roots = head
-            .split("\r\n")
-            .filter_map(|l| l.split_once(':'))
-            .find(|(n, _)| n.eq_ignore_ascii_case("x-ipfs-roots"))
-            .map(|(_, v)| v.trim().split(',').map(str::to_owned).collect())
-            .unwrap_or_default();
-        Response {
-            status,
-            roots,
-            body: raw[split + 4..].to_vec(),
-        }
-    })
-    .await
-    .expect("HTTP response in time")
+async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http_get(addr, path, WAIT).await
 }
 
 /// Runs the Helia client in `mode` against the station; returns its JSON once it reports

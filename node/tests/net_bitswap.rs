@@ -1,6 +1,8 @@
 //! ipfm ↔ ipfm over loopback: bitswap fetches (TCP and QUIC), DontHave, forged blocks, and
 //! hostile streams. Every wait has a timeout; only 127.0.0.1 with kernel-chosen ports.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,6 @@ use ipfm_protocol::cid::raw_cid;
 use ipfm_store::{Blockstore, MemoryBlockstore};
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, StreamProtocol};
 use rand::RngCore;
 
@@ -245,41 +246,6 @@ async fn a_forged_block_is_rejected_and_its_sender_dropped() {
     assert_eq!(got, data);
 }
 
-/// A bare libp2p peer, connected to `server`, that can write anything on a bitswap stream.
-async fn raw_peer(server: Multiaddr) -> libp2p_stream::Control {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default(),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .expect("tcp")
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
-    swarm.dial(server).expect("dial starts");
-    tokio::time::timeout(WAIT, async {
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::ConnectionEstablished { .. } => break,
-                SwarmEvent::OutgoingConnectionError { error, .. } => panic!("dial: {error}"),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("connected in time");
-    let control = swarm.behaviour().new_control();
-    tokio::spawn(async move {
-        loop {
-            swarm.select_next_some().await;
-        }
-    });
-    control
-}
-
 /// Whether the remote closed (or reset) the stream within the timeout.
 async fn closed_by_remote(stream: &mut libp2p::Stream) -> bool {
     let mut buf = [0u8; 64];
@@ -332,7 +298,7 @@ async fn malformed_and_oversized_frames_close_only_that_stream() {
     put_all(&server.store, &[(cid, data.clone())]).await;
     let server_id = server.client.peer_id();
 
-    let mut control = raw_peer(server.addr("tcp").await).await;
+    let mut control = common::raw_stream_peer(server.addr("tcp").await).await;
     let protocol = StreamProtocol::new("/ipfs/bitswap/1.2.0");
     let mut answers = control
         .accept(protocol.clone())
@@ -456,7 +422,7 @@ async fn a_wantlist_flood_is_capped_per_peer() {
     let sentinel = raw_cid(&sentinel_data);
     put_all(&server.store, &[(sentinel, sentinel_data)]).await;
     let server_id = server.client.peer_id();
-    let mut control = raw_peer(server.addr("tcp").await).await;
+    let mut control = common::raw_stream_peer(server.addr("tcp").await).await;
     let protocol = StreamProtocol::new("/ipfs/bitswap/1.2.0");
     let mut answers = control.accept(protocol.clone()).expect("accept");
 

@@ -30,7 +30,6 @@ use ipfm_protocol::cid::raw_cid;
 use ipfm_store::{Blockstore, MemoryBlockstore};
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use rand::RngCore;
 use tokio::time::Instant;
@@ -217,31 +216,7 @@ impl Drop for NodeProcess {
 /// and writes whatever it likes. With `hold_answers`, streams the node opens towards it are
 /// accepted and never read, so the node's answers pile up against its per-peer byte cap.
 async fn hostile_peer(server: Multiaddr, hold_answers: bool) -> libp2p_stream::Control {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default().nodelay(true),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .expect("tcp")
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-        .build();
-    swarm.dial(server).expect("dial starts");
-    tokio::time::timeout(WAIT, async {
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::ConnectionEstablished { .. } => break,
-                SwarmEvent::OutgoingConnectionError { error, .. } => panic!("dial: {error}"),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("connected in time");
-    let mut control = swarm.behaviour().new_control();
+    let mut control = common::raw_stream_peer(server).await;
     if hold_answers {
         let mut incoming = control.accept(BITSWAP).expect("accept bitswap streams");
         tokio::spawn(async move {
@@ -251,11 +226,6 @@ async fn hostile_peer(server: Multiaddr, hold_answers: bool) -> libp2p_stream::C
             }
         });
     }
-    tokio::spawn(async move {
-        loop {
-            swarm.select_next_some().await;
-        }
-    });
     control
 }
 

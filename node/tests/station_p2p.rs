@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{sha256_hex, InProcessStation, KuboPeer};
+use common::{http_get, sha256_hex, HttpResponse, InProcessStation, KuboPeer};
 use ipfm_encoder::EncoderConfig;
 use ipfm_node::repo::Repo;
 use ipfm_node::station::network::P2pConfig;
@@ -16,45 +16,12 @@ use ipfm_node::station::StationConfig;
 use ipfm_protocol::cid::raw_cid;
 use libp2p::multiaddr::Protocol;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Bound on every wait (realtime segments every 2 s; Kubo starts in seconds; loaded CI).
 const WAIT: Duration = Duration::from_secs(90);
 
-struct Response {
-    status: u16,
-    roots: Vec<String>,
-    body: Vec<u8>,
-}
-
-/// GET over HTTP/1.0, so the body is never chunked and ends at connection close.
-async fn get(addr: SocketAddr, path: &str) -> Response {
-    tokio::time::timeout(WAIT, async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.unwrap();
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("end of headers");
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        let roots = head
-            .split("\r\n")
-            .filter_map(|l| l.split_once(':'))
-            .find(|(n, _)| n.eq_ignore_ascii_case("x-ipfs-roots"))
-            .map(|(_, v)| v.trim().split(',').map(str::to_owned).collect())
-            .unwrap_or_default();
-        Response {
-            status,
-            roots,
-            body: raw[split + 4..].to_vec(),
-        }
-    })
-    .await
-    .expect("HTTP response in time")
+async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http_get(addr, path, WAIT).await
 }
 
 async fn wait_until_published(addr: SocketAddr) {

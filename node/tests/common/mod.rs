@@ -734,3 +734,91 @@ impl InProcessStation {
             .expect("station ran cleanly");
     }
 }
+
+/// A gateway's answer to [`http_get`].
+pub struct HttpResponse {
+    pub status: u16,
+    /// The `X-Ipfs-Roots` header, split at commas.
+    pub roots: Vec<String>,
+    pub body: Vec<u8>,
+}
+
+/// GET over HTTP/1.0 (so the body is never chunked and ends at connection close), bounded by
+/// `within`.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str, within: Duration) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::timeout(within, async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to the gateway");
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send request");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read response");
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("end of headers");
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status code");
+        let roots = head
+            .split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.eq_ignore_ascii_case("x-ipfs-roots"))
+            .map(|(_, v)| v.trim().split(',').map(str::to_owned).collect())
+            .unwrap_or_default();
+        HttpResponse {
+            status,
+            roots,
+            body: raw[split + 4..].to_vec(),
+        }
+    })
+    .await
+    .expect("HTTP response in time")
+}
+
+/// A bare libp2p peer (its own identity, TCP + noise + yamux) connected to `server`, that can
+/// open streams and write anything on them: what hostile-peer tests drive. Its swarm runs
+/// on a task of its own for as long as the test does.
+pub async fn raw_stream_peer(server: libp2p::Multiaddr) -> libp2p_stream::Control {
+    use futures::StreamExt;
+    use libp2p::swarm::SwarmEvent;
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(|_| libp2p_stream::Behaviour::new())
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    swarm.dial(server).expect("dial starts");
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { .. } => break,
+                SwarmEvent::OutgoingConnectionError { error, .. } => panic!("dial: {error}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("connected in time");
+    let control = swarm.behaviour().new_control();
+    tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    control
+}
