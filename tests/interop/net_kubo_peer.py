@@ -27,27 +27,8 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 
-from kubo_repo import make_loopback_repo
-
-def with_timeout(fn, timeout, *args):
-    """files.read blocks forever when nobody has the CID: run it in a thread."""
-    box = {}
-
-    def run():
-        try:
-            box["value"] = fn(*args)
-        except Exception as e:  # reported to the caller, not raised in the thread
-            box["error"] = f"{type(e).__name__}: {e}"
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        return None, "timeout"
-    return box.get("value"), box.get("error")
-
+from kubo_repo import make_loopback_repo, with_timeout
 
 class Peer:
     def __init__(self, node):
