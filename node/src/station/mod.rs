@@ -4,15 +4,16 @@
 //! encoder threads ─(crossbeam)─► bridge thread ─(tokio mpsc)─► station task:
 //!   per segment: raw block into the store
 //!   per sequence (all renditions in): live windows ─► root directory (player, playlists,
-//!   nowplaying.json, segments) ─► pin ─► IPNS record (sequence stored first) ─► LocalNames
-//!   + Publishers ─► persist media sequence, playout position, windows
+//!   nowplaying.json, segments) ─► pin ─► persist media sequence, playout position, windows
+//!   (one atomic write) ─► IPNS record (sequence stored first) ─► LocalNames + Publishers
 //!   every gc_interval: retention GC
 //! ```
 //!
 //! Segments that slide out of a window stay pinned (under [`RETAINED_PIN`]) for the
 //! retention period, then GC reclaims them. Windows, history and the playout position
-//! are persisted after every publish, so a restart continues the playlists (with a
-//! discontinuity) and the media and discontinuity sequences never reset.
+//! are persisted before every publish, so a restart continues the playlists (with a
+//! discontinuity), the media and discontinuity sequences never reset, and no published
+//! sequence number is ever reused for other bytes.
 
 pub mod activity;
 pub mod announce;
