@@ -798,6 +798,14 @@ async fn media_sequence_playout_token_and_generic_state(#[case] backend: Backend
 #[tokio::test]
 async fn progress_is_saved_as_one_unit(#[case] backend: Backend) {
     let fx = open(backend).await;
+    // (media sequence, playout position, the "station" state value) as stored now.
+    let stored = || async {
+        (
+            fx.store.media_sequence().await.unwrap(),
+            fx.store.playout_position().await.unwrap(),
+            fx.store.state_get("station").await.unwrap(),
+        )
+    };
     fx.store
         .save_progress(
             12,
@@ -806,28 +814,22 @@ async fn progress_is_saved_as_one_unit(#[case] backend: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!(fx.store.media_sequence().await.unwrap(), Some(12));
     assert_eq!(
-        fx.store.playout_position().await.unwrap().as_deref(),
-        Some(&b"at track 4"[..])
-    );
-    assert_eq!(
-        fx.store.state_get("station").await.unwrap().as_deref(),
-        Some(&b"{}"[..])
+        stored().await,
+        (Some(12), Some(b"at track 4".to_vec()), Some(b"{}".to_vec()))
     );
     // Without a position, the stored one stays.
     fx.store
         .save_progress(13, None, ("station", b"{\"n\":13}".to_vec()))
         .await
         .unwrap();
-    assert_eq!(fx.store.media_sequence().await.unwrap(), Some(13));
     assert_eq!(
-        fx.store.playout_position().await.unwrap().as_deref(),
-        Some(&b"at track 4"[..])
-    );
-    assert_eq!(
-        fx.store.state_get("station").await.unwrap().as_deref(),
-        Some(&b"{\"n\":13}"[..])
+        stored().await,
+        (
+            Some(13),
+            Some(b"at track 4".to_vec()),
+            Some(b"{\"n\":13}".to_vec())
+        )
     );
 }
 
