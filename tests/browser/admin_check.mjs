@@ -34,9 +34,20 @@ await inChromium({
   const apiRequests = [];
   page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push({ phase, text: msg.text() }); });
   page.on('pageerror', (err) => consoleErrors.push({ phase, text: String(err) }));
-  page.on('requestfailed', (req) => failedRequests.push({ phase, text: `${req.url()} ${req.failure()?.errorText}` }));
+  // A reload cancels the old page's polls still in flight (net::ERR_ABORTED); those belong to
+  // the page going away, not to a failure, so they are reported apart.
+  const issuedIn = new WeakMap();
+  const abortedByReload = [];
+  let reloadDone = false;
+  page.on('requestfailed', (req) => {
+    const text = `${req.url()} ${req.failure()?.errorText}`;
+    const oldPage = phase === 'reload' && issuedIn.get(req) !== 'after-reload';
+    if (oldPage && req.failure()?.errorText === 'net::ERR_ABORTED') abortedByReload.push(text);
+    else failedRequests.push({ phase, text });
+  });
   page.on('response', (res) => { if (res.status() >= 400) failedRequests.push({ phase, text: `${res.url()} HTTP ${res.status()}` }); });
   page.on('request', (req) => {
+    issuedIn.set(req, phase === 'reload' && reloadDone ? 'after-reload' : phase);
     const path = new URL(req.url()).pathname;
     if (path.startsWith('/api/')) {
       apiRequests.push({ phase, path, auth: Boolean(req.headers().authorization) });
@@ -133,6 +144,7 @@ await inChromium({
   // 5. Reload: the tab keeps the token, the dashboard comes back without a prompt.
   phase = 'reload';
   await page.reload({ waitUntil: 'load', timeout: LOAD_TIMEOUT_MS });
+  reloadDone = true;
   let keptAfterReload = true;
   try {
     await page.waitForFunction(() => {
@@ -157,6 +169,7 @@ await inChromium({
     keptAfterReload,
     consoleErrors: outside(consoleErrors),
     failedRequests: outside(failedRequests),
+    abortedByReload,
     screenshot: screenshotPath,
   };
 });
