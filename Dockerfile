@@ -1,6 +1,7 @@
 # ipfm station image: build with the FFmpeg 5.1 dev libraries, run on a slim Debian 12 with
-# only the FFmpeg runtime libraries. The repository (key, store) lives in the /data volume:
-# back it up, it holds the station's identity.
+# only the FFmpeg runtime libraries ipfm links (libavcodec, libavformat, libavutil,
+# libswresample; not libavfilter, libavdevice or libswscale). The repository (key, store)
+# lives in the /data volume: back it up, it holds the station's identity.
 #   docker build -t ipfm .
 #   docker run -v ipfm-data:/data -p 8080:8080 -p 4001:4001 -p 4001:4001/udp ipfm
 #   docker run -v ipfm-data:/data -v /srv/music:/music:ro ... ipfm station --music /music --listen 0.0.0.0:8080
@@ -8,8 +9,8 @@
 FROM rust:1-bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev \
-        libswresample-dev libswscale-dev pkg-config clang libclang-dev \
+        libavcodec-dev libavformat-dev libavutil-dev libswresample-dev \
+        pkg-config clang libclang-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -18,8 +19,8 @@ RUN cargo build --release --locked -p ipfm-node --bin ipfm
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        libavcodec59 libavformat59 libavfilter8 libavdevice59 libavutil57 \
-        libswresample4 libswscale6 ca-certificates curl \
+        libavcodec59 libavformat59 libavutil57 libswresample4 \
+        ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --create-home --home-dir /data ipfm
 COPY --from=build /src/target/release/ipfm /usr/local/bin/ipfm

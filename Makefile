@@ -110,3 +110,5 @@ bench: release deps-python deps-bench
 	cargo build --release -p ipfm-node --example net_bench
 	scripts/in-loopback-netns.sh $(VENV)/bin/python bench/net.py target/release/examples/net_bench 100 --write docs/benchmarks.md
 	scripts/in-loopback-netns.sh $(VENV)/bin/python bench/station.py target/release/ipfm 60 --write docs/benchmarks.md
+	scripts/in-loopback-netns.sh $(VENV)/bin/python bench/rss.py 120 target/release/ipfm --write docs/benchmarks.md
+	scripts/in-loopback-netns.sh $(VENV)/bin/python bench/fanout.py target/release/ipfm 60 --write docs/benchmarks.md

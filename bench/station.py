@@ -75,9 +75,11 @@ def make_library(music):
 class Station:
     """`ipfm station` as a child process; stdout drained on a thread, stderr to a log file."""
 
-    def __init__(self, repo, music, log, extra=()):
+    def __init__(self, repo, music, log, extra=(), env_extra=None):
         env = {k: v for k, v in os.environ.items() if not k.startswith("IPFM_")}
         env["RUST_LOG"] = "warn"
+        # Set on purpose by the caller (bench/rss.py compares e.g. IPFM_SLED_CACHE_BYTES).
+        env.update(env_extra or {})
         self.log = log
         cmd = [IPFM, "--repo", repo, "station", "--music", music, "--listen", "127.0.0.1:0",
                "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--no-default-bootstrap", *extra]
@@ -357,34 +359,40 @@ def run_realtime(tmp, music):
                     "rss_anon": rss_anon, "rss_file": rss_file, "rss_own_code": rss_own_code,
                     "segments": segments}
 
-        # (c) the newest midfi segment, through the station's name, then by its CID.
-        playlist, _ = station.get(f"/ipns/{station.name}/midfi.m3u8")
-        uri = [l for l in playlist.decode().splitlines() if l and not l.startswith("#")][-1]
-        body, headers = station.get(f"/ipns/{station.name}/{uri}")
-        cid = headers["X-Ipfs-Roots"].split(",")[-1].strip()
-        nginx = Nginx(os.path.join(tmp, "nginx"))
-        try:
-            with open(os.path.join(nginx.www, "segment.ts"), "wb") as f:
-                f.write(body)
-            os.chmod(os.path.join(nginx.www, "segment.ts"), 0o644)
-            ours = f"http://{station.addr}/ipfs/{cid}"
-            theirs = f"http://127.0.0.1:{nginx.port}/segment.ts"
-            for url in (ours, theirs):
-                with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as r:
-                    if r.read() != body:
-                        raise RuntimeError(f"{url} does not serve the segment's bytes")
-            ipfm_rps, nginx_rps = [], []
-            for _ in range(WRK_ROUNDS):  # alternate, so a change of load hits both alike
-                ipfm_rps.append(wrk(ours))
-                nginx_rps.append(wrk(theirs))
-        finally:
-            nginx.stop()
-        served = {"ipfm": statistics.median(ipfm_rps), "nginx": statistics.median(nginx_rps),
-                  "ipfm_all": ipfm_rps, "nginx_all": nginx_rps, "bytes": len(body), "uri": uri}
+        served = gateway_vs_nginx(station, os.path.join(tmp, "nginx"))
         station.stop()
     finally:
         station.kill()
     return realtime, served
+
+
+def gateway_vs_nginx(station, nginx_dir):
+    """(c) wrk on the newest midfi segment (found through the station's name, fetched by its
+    CID) from the running station's gateway and, as a static file, from nginx in NGINX_DIR;
+    alternating rounds. bench/rss.py calls this too."""
+    playlist, _ = station.get(f"/ipns/{station.name}/midfi.m3u8")
+    uri = [l for l in playlist.decode().splitlines() if l and not l.startswith("#")][-1]
+    body, headers = station.get(f"/ipns/{station.name}/{uri}")
+    cid = headers["X-Ipfs-Roots"].split(",")[-1].strip()
+    nginx = Nginx(nginx_dir)
+    try:
+        with open(os.path.join(nginx.www, "segment.ts"), "wb") as f:
+            f.write(body)
+        os.chmod(os.path.join(nginx.www, "segment.ts"), 0o644)
+        ours = f"http://{station.addr}/ipfs/{cid}"
+        theirs = f"http://127.0.0.1:{nginx.port}/segment.ts"
+        for url in (ours, theirs):
+            with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as r:
+                if r.read() != body:
+                    raise RuntimeError(f"{url} does not serve the segment's bytes")
+        ipfm_rps, nginx_rps = [], []
+        for _ in range(WRK_ROUNDS):  # alternate, so a change of load hits both alike
+            ipfm_rps.append(wrk(ours))
+            nginx_rps.append(wrk(theirs))
+    finally:
+        nginx.stop()
+    return {"ipfm": statistics.median(ipfm_rps), "nginx": statistics.median(nginx_rps),
+            "ipfm_all": ipfm_rps, "nginx_all": nginx_rps, "bytes": len(body), "uri": uri}
 
 
 def run_latency(tmp, music):
@@ -540,13 +548,14 @@ def main():
             f"anonymous memory (heap, thread stacks, sled's cache, segments in flight) and "
             f"{realtime['rss_file'] / 1e6:.0f} MB file-backed pages: "
             f"{realtime['rss_own_code'] / 1e6:.0f} MB of the ipfm binary's own code, the rest "
-            "the system FFmpeg libraries and the ~160 shared libraries Debian builds them "
-            "against (libavfilter alone pulls in flite voices, librsvg, libplacebo…; shared "
-            "with any other process using them). The encoder on its own stays within the goal "
-            "(see the encoder section). Ways down, not taken yet: resample with libswresample "
-            "directly instead of a one-filter libavfilter graph (drops libavfilter and its "
-            "dependency tree), link-time optimisation of the binary, or a static FFmpeg build "
-            "with only the codecs a station needs.")
+            "the system FFmpeg libraries and the ~135 shared libraries Debian builds them "
+            "against (libavcodec alone pulls in librsvg, libx265, libdav1d…; shared with any "
+            "other process using them). The encoder on its own stays within the goal (see the "
+            "encoder section). Done already: resampling with libswresample directly, so "
+            "libavfilter and its dependency tree are no longer linked, and glibc's malloc "
+            "arenas capped at two; tried and not kept: thin LTO (larger code, higher RSS); "
+            "sled's page cache size: see the station memory notes. The way down not taken "
+            "yet: a static FFmpeg build with only the codecs a station needs.")
         out("")
     out(f"**Gateway vs nginx** (same run, the station still encoding): `wrk -t{WRK_THREADS} "
         f"-c{WRK_CONNECTIONS} -d{WRK_SECONDS}s` on one {served['bytes'] / 1024:.0f} KiB segment "

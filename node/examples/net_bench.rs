@@ -1,10 +1,12 @@
 //! One ipfm network node for `bench/net.py`, driven line by line: the same swarm and bitswap
 //! the station runs, over a sled store in a scratch directory, listening on loopback only.
 //!
-//! Usage: `net_bench` (release build: `cargo build --release -p ipfm-node --example
-//! net_bench`). One JSON command per line on stdin, one JSON answer per line on stdout
-//! (always with `"ok": true/false`); the first line out is `{"ready": true, "peer_id",
-//! "addr"}`. Commands:
+//! Usage: `net_bench [--memory-store]` (release build: `cargo build --release -p ipfm-node
+//! --example net_bench`). `--memory-store` keeps blocks in memory instead of sled, to tell
+//! the network's cost from the store's (`bench/net.py` uses it for one diagnostic pair only).
+//! One JSON command per line on stdin, one JSON answer per line on stdout (always with
+//! `"ok": true/false`); the first line out is `{"ready": true, "peer_id", "addr"}`.
+//! Commands:
 //!
 //! ```text
 //! {"cmd": "add_file", "path": P}          -> {"cid", "blocks", "bytes"} (CIDv0, dag-pb leaves: Kubo's DAG)
@@ -251,7 +253,11 @@ fn reply(out: &mut impl Write, mut answer: Value) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let scratch = tempfile::tempdir().context("scratch directory")?;
-    let store = Store::open(scratch.path().join("store")).await?;
+    let store = match std::env::args().nth(1).as_deref() {
+        None => Store::open(scratch.path().join("store")).await?,
+        Some("--memory-store") => Store::open_in_memory(),
+        Some(other) => bail!("unknown argument {other:?} (expected --memory-store)"),
+    };
     let mut seed = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut seed);
     let key = SigningKey::from_bytes(&seed);

@@ -3,12 +3,15 @@
 
 pub mod api;
 pub mod config;
+pub mod follow;
 pub mod gateway;
 pub mod hls;
 pub mod import;
+pub mod listen;
 pub mod metrics;
 pub mod net;
 pub mod player;
+pub mod relay;
 pub mod render;
 pub mod repo;
 pub mod station;

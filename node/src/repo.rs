@@ -21,7 +21,8 @@ pub enum RepoError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("store at {path}: {source}")]
+    // The source is not repeated in the message: `{:#}` (anyhow) prints the chain.
+    #[error("store at {path}")]
     Store {
         path: PathBuf,
         source: ipfm_store::StoreError,

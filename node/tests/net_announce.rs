@@ -11,15 +11,16 @@ mod common;
 use common::tcp_addr;
 use std::time::{Duration, SystemTime};
 
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use ipfm_node::net::swarm::{keypair_from_ed25519, spawn, Client, GossipMessage, NetworkConfig};
 use ipfm_node::net::StoreBlocks;
-use ipfm_node::station::announce::{AnnouncePublisher, AnnouncementReceiver, Judged, Verdict};
+use ipfm_node::station::announce::{
+    AnnouncePublisher, AnnouncementReceiver, Judged, Rejection, Verdict,
+};
 use ipfm_node::station::Publisher;
 use ipfm_node::station::RootUpdate;
 use ipfm_protocol::announce::{self, AnnounceError, Announcement, MAX_ANNOUNCEMENT_SIZE};
 use ipfm_protocol::builder::{build_file, CidMode, DirectoryBuilder};
-use ipfm_protocol::cbor::{self, Value};
 use ipfm_protocol::cid::raw_cid;
 use ipfm_protocol::ipns::IpnsRecord;
 use ipfm_protocol::peer::PeerId;
@@ -116,24 +117,6 @@ async fn expect_delivered(
     assert_eq!(playing.artist, "The Testers");
 }
 
-/// `bytes` with the body kept and the signature replaced by `forger`'s over the same
-/// domain-separated payload: a peer claiming to be the station.
-fn signed_by(bytes: &[u8], forger: &SigningKey) -> Vec<u8> {
-    let Value::Map(entries) = cbor::decode(bytes).unwrap() else {
-        panic!("an announcement is a map")
-    };
-    let body = entries[0].1.clone();
-    let mut payload = announce::SIGNATURE_DOMAIN.to_vec();
-    payload.extend(cbor::encode(&body));
-    cbor::encode(&Value::Map(vec![
-        ("body".into(), body),
-        (
-            "signature".into(),
-            Value::Bytes(forger.sign(&payload).to_bytes().to_vec()),
-        ),
-    ]))
-}
-
 fn drain(observed: &mut mpsc::Receiver<GossipMessage>) -> Vec<GossipMessage> {
     std::iter::from_fn(|| observed.try_recv().ok()).collect()
 }
@@ -196,7 +179,7 @@ async fn followers_get_verified_announcements_and_refuse_the_rest() {
         ("replayed", replayable),
         (
             "forged with the wrong key",
-            signed_by(&future_bytes, &attacker_key),
+            common::announcement_signed_by(&future_bytes, &attacker_key),
         ),
         ("tampered", tampered),
         ("oversized", vec![0xa2; MAX_ANNOUNCEMENT_SIZE + 1]),
@@ -211,7 +194,10 @@ async fn followers_get_verified_announcements_and_refuse_the_rest() {
         assert_eq!(judged.author, Some(attacker.peer_id()), "{what}");
         match (what, &judged.verdict) {
             ("replayed", Verdict::Ignore(_)) => {}
-            ("oversized", Verdict::Reject(AnnounceError::TooLarge { .. })) => {}
+            (
+                "oversized",
+                Verdict::Reject(Rejection::Announcement(AnnounceError::TooLarge { .. })),
+            ) => {}
             ("forged with the wrong key" | "tampered", Verdict::Reject(_)) => {}
             _ => panic!("{what}: unexpected verdict {:?}", judged.verdict),
         }
@@ -239,6 +225,7 @@ async fn followers_get_verified_announcements_and_refuse_the_rest() {
         Vec::new(),
         None,
         SystemTime::now(),
+        future.record.to_bytes(),
     )
     .sign(&attacker_key)
     .unwrap();

@@ -13,7 +13,8 @@
 //! { "body": { "version": 1, "station": <peer id multihash bytes>, "sequence": <u64>,
 //!             "root": <CID link>, "segments": [<CID link>, …],
 //!             "nowPlaying": {"title": <text>, "artist": <text>} | null,
-//!             "publishedAt": <unix ms> },
+//!             "publishedAt": <unix ms>,
+//!             "record": <bytes: the station's IPNS record for root, as it signed it> },
 //!   "signature": <64 bytes: Ed25519 over "ipfm-announce:" ‖ DAG-CBOR(body)> }
 //! ```
 //!
@@ -30,6 +31,12 @@
 //! the key inlined in the station's peer id (Ed25519 only), so a decoded announcement is
 //! always an authentic one. Replay protection (sequence must grow) is stateful and is the
 //! receiver's job.
+//!
+//! The body carries the station's IPNS record for the root (at most [`MAX_RECORD_LEN`]
+//! bytes, opaque here): a follower that accepted the announcement can then serve and
+//! re-put the name without a DHT lookup. Checking that the record validates and points at
+//! `/ipfs/<root>` under the same sequence needs the IPNS validator and is the receiver's
+//! job too (the node's `judge`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -48,6 +55,9 @@ pub const MAX_ANNOUNCEMENT_SIZE: usize = 8 * 1024;
 pub const MAX_NEW_SEGMENTS: usize = 64;
 /// Longest title or artist, in bytes of UTF-8.
 pub const MAX_TEXT_LEN: usize = 512;
+/// Largest IPNS record an announcement carries: a station's record (an `/ipfs/<cid>`
+/// value, V1 + V2 signatures, CBOR data) is about 400 bytes.
+pub const MAX_RECORD_LEN: usize = 2 * 1024;
 /// Prefix of the signed bytes: separates announcement signatures from every other use of
 /// the station key.
 pub const SIGNATURE_DOMAIN: &[u8] = b"ipfm-announce:";
@@ -83,6 +93,9 @@ pub struct Announcement {
     pub now_playing: Option<NowPlaying>,
     /// When the station published the root, in milliseconds since the Unix epoch.
     pub published_at_ms: u64,
+    /// The station's IPNS record for `root` (protobuf, exactly as signed; at most
+    /// [`MAX_RECORD_LEN`] bytes). Not interpreted here: see the module docs.
+    pub record: Vec<u8>,
 }
 
 /// Why an announcement cannot be encoded or was refused.
@@ -109,10 +122,14 @@ pub enum AnnounceError {
     BadSignature,
     #[error("the signing key is not the station's key")]
     KeyMismatch,
+    #[error("the IPNS record is {len} bytes, more than the {MAX_RECORD_LEN} allowed")]
+    RecordTooLarge { len: usize },
 }
 
 impl Announcement {
     /// The announcement for `root` published now-ish; `published_at` is converted to unix ms.
+    /// `record` is the station's IPNS record bytes for `root` under `sequence`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         station: PeerId,
         sequence: u64,
@@ -120,6 +137,7 @@ impl Announcement {
         new_segments: Vec<Cid>,
         now_playing: Option<NowPlaying>,
         published_at: SystemTime,
+        record: Vec<u8>,
     ) -> Announcement {
         let published_at_ms = published_at
             .duration_since(UNIX_EPOCH)
@@ -134,6 +152,7 @@ impl Announcement {
             new_segments,
             now_playing,
             published_at_ms,
+            record,
         }
     }
 
@@ -231,7 +250,7 @@ impl Announcement {
             check_text("title", &playing.title)?;
             check_text("artist", &playing.artist)?;
         }
-        Ok(())
+        check_record(&self.record)
     }
 
     fn body(&self) -> Value {
@@ -253,6 +272,7 @@ impl Announcement {
             ),
             ("nowPlaying".into(), now_playing),
             ("publishedAt".into(), Value::Unsigned(self.published_at_ms)),
+            ("record".into(), Value::Bytes(self.record.clone())),
         ])
     }
 
@@ -261,8 +281,9 @@ impl Announcement {
             return Err(AnnounceError::Malformed("body is not a map"));
         };
         // Strict: exactly the version-1 keys (canonical order makes duplicates impossible).
-        const KEYS: [&str; 7] = [
+        const KEYS: [&str; 8] = [
             "root",
+            "record",
             "station",
             "version",
             "sequence",
@@ -341,6 +362,10 @@ impl Announcement {
                 .ok_or(AnnounceError::Malformed(
                     "publishedAt is not an unsigned integer",
                 ))?;
+        let record = field("record")?
+            .as_bytes()
+            .ok_or(AnnounceError::Malformed("record is not bytes"))?;
+        check_record(record)?;
         Ok(Announcement {
             station,
             sequence,
@@ -348,6 +373,7 @@ impl Announcement {
             new_segments,
             now_playing,
             published_at_ms,
+            record: record.to_vec(),
         })
     }
 }
@@ -358,6 +384,13 @@ fn check_text(field: &'static str, text: &str) -> Result<(), AnnounceError> {
             field,
             len: text.len(),
         });
+    }
+    Ok(())
+}
+
+fn check_record(record: &[u8]) -> Result<(), AnnounceError> {
+    if record.len() > MAX_RECORD_LEN {
+        return Err(AnnounceError::RecordTooLarge { len: record.len() });
     }
     Ok(())
 }

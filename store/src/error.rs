@@ -49,6 +49,9 @@ pub enum StoreError {
         "the store already holds a different station key (peer identity); refusing to replace it"
     )]
     KeyExists,
+    /// A setting of the store (e.g. the page cache size from the environment) is invalid.
+    #[error("invalid {name}: {detail}")]
+    InvalidSetting { name: &'static str, detail: String },
     /// `export_key` was called before the station key was created.
     #[error("the store holds no station key yet")]
     NoKey,

@@ -13,8 +13,16 @@ use crate::kv::Kv;
 
 /// sled keeps up to this much of the database in its page cache. Its default (1 GiB) would
 /// let a long-running station's memory grow with its archive; blocks are mostly written
-/// once and read a few times, so a small cache loses little.
-const SLED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// once and read a few times, so a small cache loses little: at 8 MiB the gateway serves a
+/// segment as fast as at 32 MiB (docs/benchmarks.md, station memory notes).
+pub const SLED_CACHE_BYTES_DEFAULT: u64 = 8 * 1024 * 1024;
+/// Environment variable that overrides [`SLED_CACHE_BYTES_DEFAULT`] (a byte count), read
+/// once by [`Store::open`]: the knob for trading memory against gateway reads served from
+/// the cache (docs/benchmarks.md measures both).
+pub const SLED_CACHE_ENV: &str = "IPFM_SLED_CACHE_BYTES";
+/// Accepted cache sizes: below 1 MiB sled's 256 cache shards hold almost nothing; above
+/// 1 GiB is sled's own default, the unbounded growth the cap exists to avoid.
+pub const SLED_CACHE_BYTES_RANGE: std::ops::RangeInclusive<u64> = (1 << 20)..=(1 << 30);
 const PINS_TREE: &str = "pins";
 const STATE_TREE: &str = "state";
 
@@ -66,10 +74,12 @@ impl Store {
     /// path gets [`StoreError::Open`].
     pub async fn open(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
+        let cache_bytes = sled_cache_bytes()?;
+        tracing::debug!(cache_bytes, path = %path.display(), "opening sled store");
         blocking(move || {
             let db = sled::Config::new()
                 .path(&path)
-                .cache_capacity(SLED_CACHE_BYTES)
+                .cache_capacity(cache_bytes)
                 .open()
                 .map_err(|source| StoreError::Open {
                     path: path.clone(),
@@ -177,5 +187,68 @@ impl Blockstore for Store {
 
     async fn stats(&self) -> Result<BlockstoreStats> {
         dispatch!(self.stats())
+    }
+}
+
+/// The page cache size for [`Store::open`]: [`SLED_CACHE_ENV`] if set, else the default.
+fn sled_cache_bytes() -> Result<u64> {
+    match std::env::var(SLED_CACHE_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(SLED_CACHE_BYTES_DEFAULT),
+        Err(std::env::VarError::NotUnicode(_)) => Err(StoreError::InvalidSetting {
+            name: SLED_CACHE_ENV,
+            detail: "not valid UTF-8".into(),
+        }),
+        Ok(text) => parse_cache_bytes(&text).map_err(|detail| StoreError::InvalidSetting {
+            name: SLED_CACHE_ENV,
+            detail,
+        }),
+    }
+}
+
+/// A cache size in bytes (decimal digits), within [`SLED_CACHE_BYTES_RANGE`].
+fn parse_cache_bytes(text: &str) -> std::result::Result<u64, String> {
+    let bytes: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte count (decimal digits, e.g. 16777216)"))?;
+    if SLED_CACHE_BYTES_RANGE.contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!(
+            "{bytes} is outside {}..={} bytes (1 MiB to 1 GiB)",
+            SLED_CACHE_BYTES_RANGE.start(),
+            SLED_CACHE_BYTES_RANGE.end()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod cache_setting_tests {
+    use super::*;
+
+    #[test]
+    fn accepts_byte_counts_within_range() {
+        assert_eq!(parse_cache_bytes("8388608"), Ok(8 << 20));
+        assert_eq!(parse_cache_bytes(" 1048576\n"), Ok(1 << 20));
+        assert_eq!(parse_cache_bytes("1073741824"), Ok(1 << 30));
+    }
+
+    #[test]
+    fn rejects_out_of_range_and_non_numbers() {
+        for bad in [
+            "0",
+            "1048575",
+            "1073741825",
+            "18446744073709551616",
+            "16MiB",
+            "",
+            "-1",
+        ] {
+            let err = parse_cache_bytes(bad).expect_err(bad);
+            assert!(!err.is_empty(), "{bad}: empty error");
+        }
+        assert!(parse_cache_bytes("1048575")
+            .unwrap_err()
+            .contains("outside"));
     }
 }

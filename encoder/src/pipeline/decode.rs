@@ -9,7 +9,7 @@ use std::time::Duration;
 use ffmpeg::{codec, media, ChannelLayout};
 use ffmpeg_next as ffmpeg;
 
-use super::filter::{Normaliser, PcmSink};
+use super::normalise::{Normaliser, PcmSink};
 use crate::config::SAMPLE_RATE;
 use crate::library::{probe::open_input, SkipReason};
 
@@ -22,7 +22,7 @@ const MIN_DECODED_SHARE: f64 = 0.9;
 const MAX_SOURCE: Duration = Duration::from_secs(3 * 3600);
 
 /// Decodes `path` into interleaved stereo 16-bit samples at 48 kHz, stored
-/// [`super::filter::STORE_HEADROOM`] below the source level, handing each
+/// [`super::normalise::STORE_HEADROOM`] below the source level, handing each
 /// decoded piece to `sink` in order. Packets that fail to decode are
 /// skipped; the file is refused when too little of it decodes. Returns the
 /// number of frames (samples per channel) decoded.
@@ -49,13 +49,12 @@ pub(crate) fn decode_into(
         .map_err(|e| SkipReason::NoDecoder(e.to_string()))?;
 
     let max_frames = MAX_SOURCE.as_secs() * u64::from(SAMPLE_RATE);
-    let mut graph: Option<Normaliser> = None;
+    let mut normaliser: Option<Normaliser> = None;
     let mut frame = ffmpeg::frame::Audio::empty();
     let mut errors = 0usize;
     let mut frames = 0u64;
-    let mut scratch = Vec::new();
     let mut feed = |decoder: &mut ffmpeg::decoder::Audio,
-                    graph: &mut Option<Normaliser>,
+                    normaliser: &mut Option<Normaliser>,
                     frames: &mut u64|
      -> Result<(), SkipReason> {
         while decoder.receive_frame(&mut frame).is_ok() {
@@ -63,20 +62,18 @@ pub(crate) fn decode_into(
                 continue;
             }
             // WAV and some others leave the layout unset; derive it from the
-            // channel count so the filter graph accepts the frame.
+            // channel count so the resampler knows how to remix the frame.
             if frame.channel_layout().is_empty() {
                 frame.set_channel_layout(ChannelLayout::default(i32::from(frame.channels())));
             }
-            if graph.is_none() {
-                let g = Normaliser::new(frame.rate(), frame.format(), frame.channel_layout())
-                    .map_err(|e| SkipReason::Undecodable(e.to_string()))?;
-                *graph = Some(g);
-            }
-            let g = graph.as_mut().expect("graph was just created");
-            frame.set_pts(None);
-            g.push(&frame)
-                .map_err(|e| SkipReason::Undecodable(format!("format change mid-file: {e}")))?;
-            *frames += g.drain_into(&mut scratch, sink)?;
+            let n = match normaliser {
+                Some(n) => n,
+                None => normaliser.insert(
+                    Normaliser::new(frame.rate(), frame.format(), frame.channel_layout())
+                        .map_err(SkipReason::Undecodable)?,
+                ),
+            };
+            *frames += n.convert(&frame, sink)?;
             if *frames > max_frames {
                 return Err(SkipReason::Undecodable("longer than 3 hours".into()));
             }
@@ -95,14 +92,12 @@ pub(crate) fn decode_into(
             errors += 1;
             continue;
         }
-        feed(&mut decoder, &mut graph, &mut frames)?;
+        feed(&mut decoder, &mut normaliser, &mut frames)?;
     }
     let _ = decoder.send_eof();
-    feed(&mut decoder, &mut graph, &mut frames)?;
-    if let Some(g) = graph.as_mut() {
-        if g.flush().is_ok() {
-            frames += g.drain_into(&mut scratch, sink)?;
-        }
+    feed(&mut decoder, &mut normaliser, &mut frames)?;
+    if let Some(n) = normaliser.as_mut() {
+        frames += n.finish(sink)?;
     }
     let decoded = Duration::from_secs_f64(frames as f64 / f64::from(SAMPLE_RATE));
     if frames == 0 {

@@ -6,7 +6,7 @@
 
 use ebur128::{EbuR128, Mode};
 
-use super::filter::STORE_HEADROOM;
+use super::normalise::STORE_HEADROOM;
 use crate::config::{CHANNELS, SAMPLE_RATE};
 
 /// Gain is never raised by more than this, so near-silent sources (a fade,

@@ -4,9 +4,9 @@
 
 pub(crate) mod aac;
 pub(crate) mod decode;
-pub(crate) mod filter;
 pub(crate) mod loudness;
 pub(crate) mod mix;
+pub(crate) mod normalise;
 mod producer;
 mod rendition;
 pub(crate) mod source;

@@ -40,6 +40,94 @@ enum Command {
     /// Run the live station: encode, publish under the station's IPNS name, serve the gateway.
     // Boxed: its many optional flags make it far larger than the other variants.
     Station(Box<StationArgs>),
+    /// Follow a station peer to peer and play it: MPEG-TS on stdout (`| mpv -`, `| ffplay -`)
+    /// or a local HLS endpoint with --serve.
+    Listen(Box<ListenArgs>),
+    /// Follow a station and re-serve it: fetch and pin every announced root, serve it on
+    /// this node's gateway, provide it, and keep the station's name resolvable.
+    Relay(Box<RelayArgs>),
+}
+
+/// `ipfm relay` flags.
+#[derive(clap::Args)]
+struct RelayArgs {
+    /// The station: IPNS name (k51…), peer id, or a multiaddr ending in /p2p/<id> (dialled
+    /// first).
+    #[arg(value_name = "STATION")]
+    station: String,
+    /// Gateway listen address (serves /ipns/<station>/…, /api/v1/relay, /healthz).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    listen: std::net::SocketAddr,
+    #[command(flatten)]
+    peer: PeerArgs,
+    /// Seconds that superseded roots stay pinned (and their blocks stored).
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    retention_secs: u64,
+    /// Log format on stderr: text or json.
+    #[arg(long, default_value = "text")]
+    log_format: LogFormat,
+}
+
+/// The libp2p flags of the nodes that follow a station (`relay`, `listen`).
+#[derive(clap::Args)]
+struct PeerArgs {
+    /// libp2p listen address (repeatable) [default: relay: TCP and QUIC on port 4002
+    /// (beside a station's 4001); listen: TCP and QUIC on kernel-chosen ports].
+    #[arg(long = "p2p-listen", value_name = "MULTIADDR")]
+    p2p_listen: Vec<libp2p::Multiaddr>,
+    /// Extra bootstrap peer, with `/p2p/<id>` (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    bootstrap: Vec<libp2p::Multiaddr>,
+    /// Do not dial the public IPFS bootstrap peers.
+    #[arg(long)]
+    no_default_bootstrap: bool,
+}
+
+impl PeerArgs {
+    /// The network settings these flags give: `default_listen` unless addresses were
+    /// given, the public bootstrap peers unless refused, plus the extra ones.
+    fn p2p_config(self, default_listen: &[&str]) -> ipfm_node::station::network::P2pConfig {
+        let mut p2p = ipfm_node::station::network::P2pConfig::public();
+        p2p.listen = if self.p2p_listen.is_empty() {
+            default_listen
+                .iter()
+                .map(|a| a.parse().expect("built-in multiaddrs are valid"))
+                .collect()
+        } else {
+            self.p2p_listen
+        };
+        if self.no_default_bootstrap {
+            p2p.bootstrap.clear();
+        }
+        p2p.bootstrap.extend(self.bootstrap);
+        p2p
+    }
+}
+
+/// The relay's libp2p ports unless told otherwise: next to a station's 4001.
+const RELAY_P2P_DEFAULT: [&str; 2] = ["/ip4/0.0.0.0/tcp/4002", "/ip4/0.0.0.0/udp/4002/quic-v1"];
+
+/// `ipfm listen` flags.
+#[derive(clap::Args)]
+struct ListenArgs {
+    /// The station: IPNS name (k51…), peer id, or a multiaddr ending in /p2p/<id> (dialled
+    /// first).
+    #[arg(value_name = "STATION")]
+    station: String,
+    /// Rendition to play on stdout.
+    #[arg(long, default_value = ipfm_node::listen::DEFAULT_RENDITION)]
+    rendition: String,
+    /// Serve the station over HTTP on ADDR for any HLS player instead of writing to stdout.
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<std::net::SocketAddr>,
+    /// Seconds to wait for the station's first root before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = ipfm_node::listen::DEFAULT_TIMEOUT.as_secs())]
+    timeout: u64,
+    /// Start this many segments before the live edge (stdout only).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    live_edge: usize,
+    #[command(flatten)]
+    peer: PeerArgs,
 }
 
 #[derive(clap::Args)]
@@ -258,11 +346,46 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    limit_malloc_arenas();
+    // What `#[tokio::main]` expands to, written out so the line above runs before the
+    // runtime's worker threads exist.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("Error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async_main())
+}
+
+/// glibc gives each thread that contends on malloc its own arena (up to 8 per core), and
+/// each arena keeps its freed memory: with the station's ~20 threads that is several MB of
+/// resident heap for no speed we can measure (docs/benchmarks.md, station memory notes).
+/// Two arenas, like `MALLOC_ARENA_MAX=2`; an explicit `MALLOC_ARENA_MAX` still wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    // SAFETY: mallopt only sets a glibc allocator parameter; it is called before any other
+    // thread of this process exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
+async fn async_main() -> ExitCode {
     let cli = Cli::parse();
     // `station` picks its log format from its settings, once they are merged.
-    if !matches!(cli.command, Command::Station(_)) {
+    if !matches!(cli.command, Command::Station(_) | Command::Relay(_)) {
         init_logging(LogFormat::Text);
     }
     match run(cli).await {
@@ -295,6 +418,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Add(args) => add(args, repo_path).await?,
         Command::Render(args) => render(args).await?,
         Command::Station(args) => station(*args, repo_path).await?,
+        Command::Listen(args) => listen(*args).await?,
+        Command::Relay(args) => relay(*args, repo_path).await?,
         Command::Key { command } => {
             let repo = Repo::open(&repo_path()?).await?;
             match command {
@@ -508,6 +633,40 @@ async fn station(
     Ok(())
 }
 
+async fn relay(
+    args: RelayArgs,
+    repo_path: impl Fn() -> Result<PathBuf, repo::RepoError>,
+) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let target = ipfm_node::listen::StationTarget::parse(&args.station)
+        .with_context(|| format!("STATION {:?}", args.station))?;
+    let p2p = args.peer.p2p_config(&RELAY_P2P_DEFAULT);
+    let mut config = ipfm_node::relay::RelayConfig::new(target.station, p2p);
+    config.follow.start_addrs.extend(target.dial);
+    config.retention = std::time::Duration::from_secs(args.retention_secs);
+    let repo = Repo::init(&repo_path()?).await?.repo;
+    let key = repo.store().load_or_create_key().await?;
+    ipfm_node::relay::run(
+        repo.store().clone(),
+        key,
+        config,
+        args.listen,
+        shutdown_signal(),
+        |info| {
+            println!("ipfm relay following {}", info.station);
+            println!("gateway:   {}", info.gateway_url);
+            println!("peer id:   {}", info.peer_id);
+            for addr in &info.p2p_addrs {
+                println!("p2p:       {addr}");
+            }
+            println!("status:    http://{}/api/v1/relay", info.listen);
+        },
+    )
+    .await?;
+    repo.close().await?;
+    Ok(())
+}
+
 /// Completes on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
@@ -530,4 +689,47 @@ async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
+}
+
+/// The listener's own libp2p ports: kernel-chosen, so it runs beside a local station.
+const LISTEN_P2P_DEFAULT: [&str; 2] = ["/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"];
+
+async fn listen(args: ListenArgs) -> anyhow::Result<()> {
+    use ipfm_node::listen::{self, ListenConfig, ListenEnd, ListenOutput, StartAt, StationTarget};
+    use std::io::IsTerminal;
+
+    let target = StationTarget::parse(&args.station)?;
+    let output = match args.serve {
+        Some(addr) => ListenOutput::Serve(addr),
+        None if std::io::stdout().is_terminal() => anyhow::bail!(
+            "stdout is a terminal: pipe the stream into a player (`ipfm listen {} | mpv -`) \
+             or serve it with --serve 127.0.0.1:8090",
+            args.station
+        ),
+        None => ListenOutput::Stream,
+    };
+    let p2p = args.peer.p2p_config(&LISTEN_P2P_DEFAULT);
+    let config = ListenConfig {
+        target,
+        rendition: args.rendition,
+        timeout: std::time::Duration::from_secs(args.timeout),
+        p2p,
+        output,
+        start: StartAt::LiveEdge(args.live_edge),
+    };
+    let mut stdout = tokio::io::stdout();
+    let mut stderr = std::io::stderr();
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot wait for Ctrl-C; stop with a signal instead");
+            std::future::pending::<()>().await;
+        }
+    };
+    let end = listen::run(config, &mut stdout, &mut stderr, ctrl_c).await?;
+    match end {
+        ListenEnd::ReaderClosed => eprintln!("the player closed the stream; stopped listening"),
+        ListenEnd::Shutdown => eprintln!("stopped listening"),
+        ListenEnd::FollowerStopped => anyhow::bail!("following the station stopped unexpectedly"),
+    }
+    Ok(())
 }

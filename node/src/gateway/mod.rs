@@ -166,6 +166,40 @@ where
         .with_state(shared)
 }
 
+/// The bytes of the UnixFS file at `path` (one element per directory level) under `root`,
+/// from `store` only, resolved and read exactly like a gateway request (every size checked
+/// against its parent's declaration). A file over `max_len` bytes is refused before any of
+/// it is read, so a hostile DAG cannot make the caller allocate what it declares.
+pub async fn read_file_at<S>(
+    store: S,
+    root: Cid,
+    path: &[String],
+    max_len: u64,
+) -> Result<Vec<u8>, GatewayError>
+where
+    S: Blockstore + Clone + Send + Sync + 'static,
+{
+    let blocks = Blocks {
+        store,
+        fetcher: Arc::new(NoFetcher),
+        hash_on_read: false,
+    };
+    let resolved = resolve::resolve(&blocks, root, path).await?;
+    match resolve::classify(&resolved.cid, &resolved.bytes)? {
+        resolve::Node::File { size } if size <= max_len => {
+            file::read_prefix(&blocks, resolved.cid, resolved.bytes, size).await
+        }
+        resolve::Node::File { size } => Err(GatewayError::BadRequest(format!(
+            "/{} is {size} bytes, more than the {max_len} allowed",
+            path.join("/")
+        ))),
+        _ => Err(GatewayError::NotFound(format!(
+            "/{} under {root} is not a file",
+            path.join("/")
+        ))),
+    }
+}
+
 /// Serve `router` on `listener` until `shutdown` completes, then stop accepting and wait
 /// for the open connections to finish their responses.
 ///

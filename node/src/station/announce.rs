@@ -8,6 +8,13 @@
 //!   tampered, malformed, oversized or another station's messages are rejected (the peer
 //!   that sent them loses score), replays (a sequence not above the highest accepted) are
 //!   ignored, and what is left comes out of [`AnnouncementReceiver::next`] verified.
+//!   An announcement is authentic only if the IPNS record it carries validates for the
+//!   station now and points at the announced root under the announced sequence.
+//! - Store-and-forward: [`AnnouncementReceiver::next_pending`] hands out a verified
+//!   announcement with its gossipsub verdict still open. A relay fetches the whole root
+//!   first and only then [`PendingAnnouncement::accept`]s it, so whoever receives the
+//!   announcement from the relay can fetch every block from it, and a root that cannot be
+//!   fetched is never forwarded.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -18,6 +25,7 @@ use ipfm_protocol::announce::{
 };
 use ipfm_protocol::cid::{DAG_PB, RAW};
 use ipfm_protocol::dagpb::PbNode;
+use ipfm_protocol::ipns::{IpnsError, IpnsRecord};
 use ipfm_protocol::peer::PeerId;
 use ipfm_protocol::Cid;
 use ipfm_store::{Blockstore, Store};
@@ -74,6 +82,7 @@ impl AnnouncePublisher {
             update.new_segments[skip..].to_vec(),
             now_playing_of(&self.store, &update.root).await,
             SystemTime::now(),
+            update.record.as_bytes().to_vec(),
         );
         announcement.sign(&self.key)
     }
@@ -116,7 +125,7 @@ impl Publisher for AnnouncePublisher {
 
 /// Title and artist from the root's `nowplaying.json` (`{"now": {"title", "artist"}}`);
 /// `None` when it is missing or unreadable (logged: the announcement goes out anyway).
-async fn now_playing_of(store: &Store, root: &Cid) -> Option<NowPlaying> {
+pub(crate) async fn now_playing_of(store: &Store, root: &Cid) -> Option<NowPlaying> {
     let json = match read_now_playing_json(store, root).await {
         Ok(json) => json?,
         Err(error) => {
@@ -199,24 +208,70 @@ pub enum Verdict {
     /// not read: dropped without penalty.
     Ignore(String),
     /// Not an authentic announcement of this station: dropped, sender penalised.
-    Reject(AnnounceError),
+    Reject(Rejection),
+}
+
+/// Why a message on the station topic is not an authentic announcement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error(transparent)]
+    Announcement(#[from] AnnounceError),
+    #[error("the announced IPNS record is invalid: {0}")]
+    Record(#[from] IpnsError),
+    #[error("the announced IPNS record does not match the announcement: {0}")]
+    RecordMismatch(String),
 }
 
 /// Judge `data` as an announcement of `station`, given the highest sequence accepted so far.
 pub fn judge(data: &[u8], station: &PeerId, highest: Option<u64>) -> Verdict {
-    match Announcement::verify(data, station) {
-        Ok(announcement) => match highest {
-            Some(highest) if announcement.sequence <= highest => Verdict::Ignore(format!(
-                "sequence {} is not above {highest}",
-                announcement.sequence
-            )),
-            _ => Verdict::Accept(announcement),
-        },
+    judge_at(data, station, highest, SystemTime::now())
+}
+
+/// [`judge`] with the record's validity checked at `now`.
+pub fn judge_at(data: &[u8], station: &PeerId, highest: Option<u64>, now: SystemTime) -> Verdict {
+    let announcement = match Announcement::verify(data, station) {
+        Ok(announcement) => announcement,
         Err(AnnounceError::UnsupportedVersion(version)) => {
-            Verdict::Ignore(format!("announcement version {version}"))
+            return Verdict::Ignore(format!("announcement version {version}"))
         }
-        Err(error) => Verdict::Reject(error),
+        Err(error) => return Verdict::Reject(error.into()),
+    };
+    if let Err(rejection) = check_record(&announcement, now) {
+        return Verdict::Reject(rejection);
     }
+    match highest {
+        Some(highest) if announcement.sequence <= highest => Verdict::Ignore(format!(
+            "sequence {} is not above {highest}",
+            announcement.sequence
+        )),
+        _ => Verdict::Accept(announcement),
+    }
+}
+
+/// The announcement's IPNS record: valid for its station at `now` (signature V2, EOL),
+/// same sequence, value `/ipfs/<root>`. Only then can a follower serve and re-put it.
+pub fn check_record(announcement: &Announcement, now: SystemTime) -> Result<IpnsRecord, Rejection> {
+    let record = IpnsRecord::from_bytes(&announcement.record)?;
+    record.validate(&announcement.station, now)?;
+    if record.sequence() != announcement.sequence {
+        return Err(Rejection::RecordMismatch(format!(
+            "record sequence {} ≠ announced {}",
+            record.sequence(),
+            announcement.sequence
+        )));
+    }
+    let points_at = record
+        .value_str()
+        .and_then(|value| value.strip_prefix("/ipfs/"))
+        .and_then(|cid| Cid::try_from(cid).ok());
+    if points_at != Some(announcement.root) {
+        return Err(Rejection::RecordMismatch(format!(
+            "record value {:?} is not /ipfs/{}",
+            record.value_str().unwrap_or("<not UTF-8>"),
+            announcement.root
+        )));
+    }
+    Ok(record)
 }
 
 /// A verified announcement and who handed it to us.
@@ -318,26 +373,75 @@ impl AnnouncementReceiver {
         }
     }
 
+    /// The next verified announcement with its gossipsub verdict still open: the caller
+    /// fetches the root, then [`PendingAnnouncement::accept`]s (forwarded to our mesh
+    /// peers) or [`PendingAnnouncement::ignore`]s it. Refused messages on the way are
+    /// reported at once. `None` once the network stopped.
+    ///
+    /// The verdict must come within gossipsub's message cache lifetime (a few heartbeats,
+    /// ~5 s): after that the message is no longer forwarded even if accepted.
+    pub async fn next_pending(&mut self) -> Option<PendingAnnouncement> {
+        loop {
+            let held = self.messages.recv().await?;
+            let verdict = judge(&held.message.data, &self.station, self.highest);
+            let Verdict::Accept(announcement) = verdict else {
+                self.report(&held, &verdict).await?;
+                continue;
+            };
+            // Validated by judge just now: parsing cannot fail.
+            let Ok(record) = IpnsRecord::from_bytes(&announcement.record) else {
+                continue;
+            };
+            self.count(&held, &Verdict::Accept(announcement.clone()));
+            return Some(PendingAnnouncement {
+                client: self.client.clone(),
+                record,
+                verified: VerifiedAnnouncement {
+                    announcement,
+                    author: held.message.source,
+                    propagation_source: held.propagation_source,
+                },
+                id: held.id,
+            });
+        }
+    }
+
     /// The next message on the topic, judged and its verdict reported (for callers that
     /// also want to see what was refused); `None` once the network stopped.
     pub async fn next_judged(&mut self) -> Option<Judged> {
         let held = self.messages.recv().await?;
         let verdict = judge(&held.message.data, &self.station, self.highest);
-        let acceptance = match &verdict {
+        self.report(&held, &verdict).await?;
+        Some(Judged {
+            verdict,
+            author: held.message.source,
+            propagation_source: held.propagation_source,
+        })
+    }
+
+    /// Reports `verdict` on `held` to gossipsub and counts it; `None` if the network stopped.
+    async fn report(&mut self, held: &ValidatedMessage, verdict: &Verdict) -> Option<()> {
+        let acceptance = match verdict {
             Verdict::Accept(_) => MessageAcceptance::Accept,
             Verdict::Ignore(_) => MessageAcceptance::Ignore,
             Verdict::Reject(_) => MessageAcceptance::Reject,
         };
-        let source = held.propagation_source;
         if let Err(error) = self
             .client
-            .report_validation(held.id, source, acceptance)
+            .report_validation(held.id.clone(), held.propagation_source, acceptance)
             .await
         {
             tracing::debug!(%error, "network stopped while validating");
             return None;
         }
-        match &verdict {
+        self.count(held, verdict);
+        Some(())
+    }
+
+    /// Counts `verdict` (and raises the bar on an accept).
+    fn count(&mut self, held: &ValidatedMessage, verdict: &Verdict) {
+        let source = held.propagation_source;
+        match verdict {
             Verdict::Accept(announcement) => {
                 self.stats.accepted += 1;
                 self.highest = Some(announcement.sequence);
@@ -352,11 +456,49 @@ impl AnnouncementReceiver {
                 tracing::warn!(topic = %self.topic, peer = %source, %error, "announcement rejected");
             }
         }
-        Some(Judged {
-            verdict,
-            author: held.message.source,
-            propagation_source: source,
-        })
+    }
+}
+
+/// A verified announcement whose gossipsub verdict is still open (see
+/// [`AnnouncementReceiver::next_pending`]). Dropping it without a verdict leaves the
+/// message unforwarded until gossipsub forgets it.
+pub struct PendingAnnouncement {
+    client: Client,
+    id: libp2p::gossipsub::MessageId,
+    /// The station's IPNS record the announcement carried (validated).
+    pub record: IpnsRecord,
+    pub verified: VerifiedAnnouncement,
+}
+
+impl PendingAnnouncement {
+    pub fn announcement(&self) -> &Announcement {
+        &self.verified.announcement
+    }
+
+    /// We hold the whole root: forward the announcement to our mesh peers.
+    pub async fn accept(self) -> Result<VerifiedAnnouncement, NetError> {
+        self.client
+            .report_validation(
+                self.id,
+                self.verified.propagation_source,
+                MessageAcceptance::Accept,
+            )
+            .await?;
+        Ok(self.verified)
+    }
+
+    /// We could not get the root (`reason` is logged): drop the announcement without
+    /// penalising the sender, who may simply have been faster than the blocks.
+    pub async fn ignore(self, reason: &str) -> Result<(), NetError> {
+        let a = &self.verified.announcement;
+        tracing::info!(station = %a.station, root = %a.root, sequence = a.sequence, %reason, "announcement not forwarded");
+        self.client
+            .report_validation(
+                self.id,
+                self.verified.propagation_source,
+                MessageAcceptance::Ignore,
+            )
+            .await
     }
 }
 
@@ -365,17 +507,68 @@ mod tests {
     use super::*;
     use ipfm_protocol::cid::raw_cid;
 
-    fn signed(key: &SigningKey, sequence: u64) -> Vec<u8> {
+    fn record(key: &SigningKey, value: &str, sequence: u64, eol: SystemTime) -> Vec<u8> {
+        IpnsRecord::create(key, value, sequence, eol, Duration::from_secs(1)).to_bytes()
+    }
+
+    /// An announcement of `root` carrying `record`, signed by `key`.
+    fn announced(key: &SigningKey, sequence: u64, root: Cid, record: Vec<u8>) -> Vec<u8> {
         Announcement::new(
             PeerId::from_ed25519(&key.verifying_key()),
             sequence,
-            raw_cid(&sequence.to_be_bytes()),
+            root,
             vec![raw_cid(b"segment")],
             None,
             SystemTime::now(),
+            record,
         )
         .sign(key)
         .unwrap()
+    }
+
+    fn signed(key: &SigningKey, sequence: u64) -> Vec<u8> {
+        let root = raw_cid(&sequence.to_be_bytes());
+        let eol = SystemTime::now() + Duration::from_secs(3600);
+        announced(
+            key,
+            sequence,
+            root,
+            record(key, &format!("/ipfs/{root}"), sequence, eol),
+        )
+    }
+
+    #[test]
+    fn the_record_must_be_valid_and_match_the_announcement() {
+        let key = SigningKey::from_bytes(&[4; 32]);
+        let station = PeerId::from_ed25519(&key.verifying_key());
+        let root = raw_cid(b"root");
+        let value = format!("/ipfs/{root}");
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        let good = announced(&key, 3, root, record(&key, &value, 3, later));
+        assert!(matches!(judge(&good, &station, None), Verdict::Accept(_)));
+        let other = SigningKey::from_bytes(&[5; 32]);
+        let cases = [
+            ("another sequence", record(&key, &value, 4, later)),
+            ("another root", record(&key, "/ipfs/bafkqaaa", 3, later)),
+            ("not a path", record(&key, "hello", 3, later)),
+            ("another key's", record(&other, &value, 3, later)),
+            (
+                "expired",
+                record(&key, &value, 3, SystemTime::now() - Duration::from_secs(1)),
+            ),
+            ("not a record", b"garbage".to_vec()),
+            ("empty", Vec::new()),
+        ];
+        for (what, bytes) in cases {
+            let verdict = judge(&announced(&key, 3, root, bytes), &station, None);
+            assert!(
+                matches!(
+                    verdict,
+                    Verdict::Reject(Rejection::Record(_) | Rejection::RecordMismatch(_))
+                ),
+                "{what}: {verdict:?}"
+            );
+        }
     }
 
     #[test]
@@ -401,7 +594,7 @@ mod tests {
         let other = SigningKey::from_bytes(&[2; 32]);
         assert!(matches!(
             judge(&signed(&other, 9), &station, None),
-            Verdict::Reject(AnnounceError::WrongStation { .. })
+            Verdict::Reject(Rejection::Announcement(AnnounceError::WrongStation { .. }))
         ));
         let mut tampered = signed(&key, 7);
         let last = tampered.len() - 1;
@@ -416,7 +609,7 @@ mod tests {
                 &station,
                 None
             ),
-            Verdict::Reject(AnnounceError::TooLarge { .. })
+            Verdict::Reject(Rejection::Announcement(AnnounceError::TooLarge { .. }))
         ));
     }
 

@@ -192,6 +192,15 @@ impl StationNetwork {
         })
     }
 
+    /// Announces new roots and segments on the DHTs without touching IPNS: for a relay,
+    /// whose records are the followed station's, not its own.
+    pub fn provider(&self) -> Arc<dyn Publisher> {
+        Arc::new(NetworkPublisher {
+            queue: self.provide_queue.clone(),
+            ipns: None,
+        })
+    }
+
     /// The station's IPNS publisher (its reports say what the DHT put slots did).
     pub fn ipns_publisher(&self) -> &IpnsPublisher {
         &self.ipns

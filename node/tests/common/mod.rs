@@ -688,11 +688,76 @@ pub async fn provide_until_found(
     }
 }
 
-/// `ipfm station` run in process (`station::run`) with its gateway on 127.0.0.1:0.
-pub struct InProcessStation {
-    pub info: ipfm_node::station::StationInfo,
+/// A node run in process (`station::run` or `relay::run`) with its gateway on 127.0.0.1:0:
+/// what it printed as ready, and how to stop it.
+pub struct InProcess<Info, Error> {
+    pub info: Info,
+    what: &'static str,
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), ipfm_node::station::StationError>>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+/// `ipfm station` run in process.
+pub type InProcessStation =
+    InProcess<ipfm_node::station::StationInfo, ipfm_node::station::StationError>;
+/// `ipfm relay` run in process.
+pub type InProcessRelay = InProcess<ipfm_node::relay::RelayInfo, ipfm_node::relay::RelayError>;
+
+/// The arguments every in-process `run` takes last: its listen address, a shutdown future
+/// and a ready callback.
+type RunHooks<Info> = (
+    std::net::SocketAddr,
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    Box<dyn FnOnce(&Info) + Send>,
+);
+
+impl<Info, Error> InProcess<Info, Error>
+where
+    Info: Clone + Send + 'static,
+    Error: std::fmt::Debug + Send + 'static,
+{
+    /// Spawns `run(hooks)` and waits (bounded by `within`) until it says it is ready.
+    async fn launch<Run>(
+        what: &'static str,
+        within: Duration,
+        run: impl FnOnce(RunHooks<Info>) -> Run,
+    ) -> Self
+    where
+        Run: std::future::Future<Output = Result<(), Error>> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(run((
+            "127.0.0.1:0".parse().expect("loopback address"),
+            Box::pin(async move {
+                let _ = stopped.await;
+            }),
+            Box::new(move |info: &Info| {
+                let _ = ready_tx.send(info.clone());
+            }),
+        )));
+        let info = tokio::time::timeout(within, ready)
+            .await
+            .unwrap_or_else(|_| panic!("{what} up in time"))
+            .unwrap_or_else(|_| panic!("{what} started"));
+        InProcess {
+            info,
+            what,
+            stop,
+            task,
+        }
+    }
+
+    /// Asks it to stop and asserts it ends cleanly within 30 s.
+    pub async fn stop(self) {
+        let what = self.what;
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .unwrap_or_else(|_| panic!("{what} stops in time"))
+            .unwrap_or_else(|e| panic!("{what} task: {e}"))
+            .unwrap_or_else(|e| panic!("{what} ran cleanly: {e:?}"));
+    }
 }
 
 impl InProcessStation {
@@ -703,35 +768,10 @@ impl InProcessStation {
         config: ipfm_node::station::StationConfig,
         within: Duration,
     ) -> InProcessStation {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(ipfm_node::station::run(
-            store,
-            key,
-            config,
-            "127.0.0.1:0".parse().expect("loopback address"),
-            async move {
-                let _ = stopped.await;
-            },
-            move |info: &ipfm_node::station::StationInfo| {
-                let _ = ready_tx.send(info.clone());
-            },
-        ));
-        let info = tokio::time::timeout(within, ready)
-            .await
-            .expect("station up in time")
-            .expect("station started");
-        InProcessStation { info, stop, task }
-    }
-
-    /// Asks the station to stop and asserts it ends cleanly within 30 s.
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("station stops in time")
-            .expect("station task")
-            .expect("station ran cleanly");
+        InProcess::launch("station", within, |(listen, shutdown, ready)| {
+            ipfm_node::station::run(store, key, config, listen, shutdown, ready)
+        })
+        .await
     }
 }
 
@@ -821,4 +861,304 @@ pub async fn raw_stream_peer(server: libp2p::Multiaddr) -> libp2p_stream::Contro
         }
     });
     control
+}
+
+impl InProcessRelay {
+    /// Starts the relay and waits (bounded by `within`) until it listens.
+    pub async fn start(
+        store: ipfm_store::Store,
+        key: ed25519_dalek::SigningKey,
+        config: ipfm_node::relay::RelayConfig,
+        within: Duration,
+    ) -> InProcessRelay {
+        InProcess::launch("relay", within, |(listen, shutdown, ready)| {
+            ipfm_node::relay::run(store, key, config, listen, shutdown, ready)
+        })
+        .await
+    }
+
+    /// The relay's loopback TCP address ending in its `/p2p/` id.
+    pub fn tcp_addr(&self) -> libp2p::Multiaddr {
+        use libp2p::multiaddr::Protocol;
+        self.info
+            .p2p_addrs
+            .iter()
+            .find(|a| {
+                a.iter()
+                    .any(|p| matches!(p, Protocol::Tcp(port) if port != 0))
+            })
+            .expect("a bound TCP address")
+            .clone()
+    }
+
+    /// `GET /api/v1/relay` as JSON.
+    pub async fn status(&self, within: Duration) -> serde_json::Value {
+        let response = http_get(self.info.listen, "/api/v1/relay", within).await;
+        assert_eq!(response.status, 200, "GET /api/v1/relay");
+        serde_json::from_slice(&response.body).expect("relay status is JSON")
+    }
+
+    /// Polls the status until `done` holds for it, at most `within`; returns that status.
+    pub async fn await_status(
+        &self,
+        within: Duration,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let status = self.status(within).await;
+            if done(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{what}: last status {status}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// A command running the `ipfm` binary under test, with `RUST_LOG=log_filter`, no colour
+/// codes in its logs, and no `IPFM_*` variable of the caller leaking into its settings.
+pub fn ipfm_command(log_filter: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipfm"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("IPFM_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("RUST_LOG", log_filter).env("NO_COLOR", "1");
+    cmd
+}
+
+/// An `ipfm` child process (station, relay, listener) whose stderr goes to a log file; it is
+/// SIGKILLed when dropped, so a failing test leaves nothing running.
+pub struct IpfmProcess {
+    pub child: std::process::Child,
+    /// What the process printed on stdout before it was ready (`station`, `relay`).
+    pub printed: Vec<String>,
+    pub log: PathBuf,
+}
+
+impl IpfmProcess {
+    /// Starts `cmd` (stdout piped, stderr to `log`) and collects its stdout lines until one
+    /// starts with `last_line` (the last line its startup message prints), within `within`.
+    pub fn spawn_until_printed(
+        mut cmd: Command,
+        log: &Path,
+        last_line: &str,
+        within: Duration,
+    ) -> IpfmProcess {
+        use std::io::BufRead;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(log).expect("creating the process log"));
+        let mut child = cmd.spawn().expect("starting `ipfm`");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        // Drains stdout for the child's whole life, so it never blocks on a full pipe.
+        thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = lines_tx.send(line);
+            }
+        });
+        let mut process = IpfmProcess {
+            child,
+            printed: Vec::new(),
+            log: log.to_path_buf(),
+        };
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.starts_with(last_line);
+                    process.printed.push(line);
+                    if done {
+                        return process;
+                    }
+                }
+                Err(e) => panic!(
+                    "`{cmd:?}` did not print {last_line:?} ({e}); stdout {:?}; log:\n{}",
+                    process.printed,
+                    process.log_text()
+                ),
+            }
+        }
+    }
+
+    /// The value of the first printed line `label: value`.
+    pub fn printed_value(&self, label: &str) -> String {
+        self.printed_values(label)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no {label:?} line in {:?}", self.printed))
+    }
+
+    /// The values of every printed line `label: value` (e.g. each `p2p:` address).
+    pub fn printed_values(&self, label: &str) -> Vec<String> {
+        self.printed
+            .iter()
+            .filter_map(|l| l.strip_prefix(label))
+            .filter_map(|l| l.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+            .collect()
+    }
+
+    /// The printed `p2p:` address on loopback TCP (with its `/p2p/` id).
+    pub fn tcp_multiaddr(&self) -> String {
+        self.printed_values("p2p")
+            .into_iter()
+            .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
+            .unwrap_or_else(|| panic!("no loopback TCP address in {:?}", self.printed))
+    }
+
+    /// The `host:port` of a printed `http://host:port/…` URL.
+    pub fn printed_http_addr(&self, label: &str) -> std::net::SocketAddr {
+        let url = self.printed_value(label);
+        let rest = url.strip_prefix("http://").expect("an http:// URL");
+        rest.split('/')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no socket address in {url}"))
+    }
+
+    /// SIGKILL: no chance to publish, flush or unlock.
+    pub fn sigkill(&mut self) {
+        self.child.kill().expect("sending SIGKILL");
+        self.child.wait().expect("reaping the killed process");
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for IpfmProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Segment length of the stations the multi-process relay tests run: short, so a test sees
+/// many roots in a few seconds.
+pub const LIVE_SEGMENT_SECONDS: u64 = 2;
+
+/// `ipfm station` on `repo` playing `music`, on loopback ports, with 2-s segments, a
+/// 6-segment window, JSON logs, and `bootstrap` as its only bootstrap peers. Ready once it
+/// has printed its `dashboard:` line.
+pub fn station_command(
+    repo: &Path,
+    music: &Path,
+    bootstrap: &[String],
+    log_filter: &str,
+) -> Command {
+    let mut cmd = ipfm_command(log_filter);
+    cmd.arg("--repo")
+        .arg(repo)
+        .args(["station", "--music"])
+        .arg(music)
+        .args(["--listen", "127.0.0.1:0"])
+        .args([
+            "--p2p-listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-default-bootstrap",
+        ])
+        .args(["--segment-seconds", &LIVE_SEGMENT_SECONDS.to_string()])
+        .args(["--window", "6", "--log-format", "json"]);
+    for peer in bootstrap {
+        cmd.args(["--bootstrap", peer]);
+    }
+    cmd
+}
+
+/// `ipfm relay station` on `repo`, on loopback ports, JSON logs, `bootstrap` as its only
+/// bootstrap peers. Ready once it has printed its `status:` line.
+pub fn relay_command(
+    repo: &Path,
+    station: &str,
+    bootstrap: &[String],
+    log_filter: &str,
+) -> Command {
+    let mut cmd = ipfm_command(log_filter);
+    cmd.arg("--repo")
+        .arg(repo)
+        .args(["relay", station])
+        .args(["--listen", "127.0.0.1:0"])
+        .args([
+            "--p2p-listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-default-bootstrap",
+        ])
+        .args(["--retention-secs", "120", "--log-format", "json"]);
+    for peer in bootstrap {
+        cmd.args(["--bootstrap", peer]);
+    }
+    cmd
+}
+
+/// `GET /api/v1/relay` of a relay process's status address, as JSON.
+pub async fn relay_status(addr: std::net::SocketAddr) -> serde_json::Value {
+    let response = http_get(addr, "/api/v1/relay", Duration::from_secs(20)).await;
+    assert_eq!(response.status, 200, "GET /api/v1/relay");
+    serde_json::from_slice(&response.body).expect("relay status is JSON")
+}
+
+/// Polls a relay process's status until `done` holds, at most `within`; returns it.
+pub async fn await_relay_status(
+    addr: std::net::SocketAddr,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = relay_status(addr).await;
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what}: last status {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The JSON log lines (`--log-format json`) in `log` whose message is `message`, as
+/// (time, fields); other lines (and lines cut short by a kill) are skipped.
+pub fn json_log_events(
+    log: &str,
+    message: &str,
+) -> Vec<(std::time::SystemTime, serde_json::Value)> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["fields"]["message"] == message)
+        .filter_map(|event| {
+            let at = ipfm_protocol::ipns::parse_rfc3339(event["timestamp"].as_str()?).ok()?;
+            Some((at, event["fields"].clone()))
+        })
+        .collect()
+}
+
+/// `bytes` (an announcement) with the body kept and the signature replaced by `forger`'s
+/// over the same domain-separated payload: a peer claiming to be the station.
+pub fn announcement_signed_by(bytes: &[u8], forger: &ed25519_dalek::SigningKey) -> Vec<u8> {
+    use ed25519_dalek::Signer;
+    use ipfm_protocol::cbor::{self, Value};
+    let Value::Map(entries) = cbor::decode(bytes).expect("an announcement is DAG-CBOR") else {
+        panic!("an announcement is a map")
+    };
+    let body = entries[0].1.clone();
+    let mut payload = ipfm_protocol::announce::SIGNATURE_DOMAIN.to_vec();
+    payload.extend(cbor::encode(&body));
+    cbor::encode(&Value::Map(vec![
+        ("body".into(), body),
+        (
+            "signature".into(),
+            Value::Bytes(forger.sign(&payload).to_bytes().to_vec()),
+        ),
+    ]))
 }

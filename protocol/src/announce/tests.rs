@@ -23,6 +23,8 @@ fn sample(key: &SigningKey, sequence: u64) -> Announcement {
             artist: "Erik Satie".into(),
         }),
         published_at_ms: 1_700_000_000_123,
+        // Opaque to this module (the node validates it as an IPNS record).
+        record: format!("record {sequence}").into_bytes(),
     }
 }
 
@@ -142,6 +144,7 @@ fn tampered_fields_break_the_signature() {
         |a: &mut Announcement| a.new_segments.pop().map(drop).unwrap_or(()),
         |a: &mut Announcement| a.now_playing = None,
         |a: &mut Announcement| a.published_at_ms += 1,
+        |a: &mut Announcement| a.record[0] ^= 1,
     ] {
         let mut changed = announcement.clone();
         tamper(&mut changed);
@@ -231,6 +234,34 @@ fn bounds_are_enforced_on_both_sides() {
         Err(AnnounceError::TextTooLong { field: "title", .. })
     ));
 
+    let mut big_record = sample(&key, 1);
+    big_record.record = vec![7; MAX_RECORD_LEN + 1];
+    assert_eq!(
+        big_record.sign(&key),
+        Err(AnnounceError::RecordTooLarge {
+            len: MAX_RECORD_LEN + 1
+        })
+    );
+    let body = big_record.body();
+    let bytes = envelope(body.clone(), sign_body(&body, &key));
+    assert_eq!(
+        Announcement::decode_authentic(&bytes),
+        Err(AnnounceError::RecordTooLarge {
+            len: MAX_RECORD_LEN + 1
+        })
+    );
+    // The record is required: a body without it is not version 1.
+    let Value::Map(mut entries) = sample(&key, 1).body() else {
+        unreachable!()
+    };
+    entries.retain(|(k, _)| k != "record");
+    let without = Value::Map(entries);
+    let bytes = envelope(without.clone(), sign_body(&without, &key));
+    assert!(matches!(
+        Announcement::decode_authentic(&bytes),
+        Err(AnnounceError::Malformed(_))
+    ));
+
     let oversized = vec![0u8; MAX_ANNOUNCEMENT_SIZE + 1];
     assert_eq!(
         Announcement::decode_authentic(&oversized),
@@ -243,7 +274,8 @@ fn bounds_are_enforced_on_both_sides() {
 
 #[test]
 fn the_largest_allowed_announcement_fits_the_size_limit() {
-    // Every bound at its maximum (64 SHA-256 CIDs, two 512-byte texts) must still encode.
+    // Every bound at its maximum (64 SHA-256 CIDs, two 512-byte texts, a 2 KiB record)
+    // must still encode.
     let key = key(7);
     let mut big = sample(&key, u64::MAX);
     big.new_segments = (0..MAX_NEW_SEGMENTS as u32)
@@ -254,6 +286,7 @@ fn the_largest_allowed_announcement_fits_the_size_limit() {
         artist: "a".repeat(MAX_TEXT_LEN),
     });
     big.published_at_ms = u64::MAX;
+    big.record = vec![0xff; MAX_RECORD_LEN];
     let bytes = big.sign(&key).unwrap();
     assert!(bytes.len() <= MAX_ANNOUNCEMENT_SIZE);
     assert_eq!(Announcement::decode_authentic(&bytes).unwrap(), big);
@@ -266,8 +299,9 @@ fn arb_announcement() -> impl Strategy<Value = (u8, Announcement)> {
         proptest::collection::vec(any::<Vec<u8>>(), 0..=MAX_NEW_SEGMENTS),
         proptest::option::of(("\\PC{0,40}", "\\PC{0,40}")),
         any::<u64>(),
+        proptest::collection::vec(any::<u8>(), 0..=64),
     )
-        .prop_map(|(seed, sequence, segments, playing, at)| {
+        .prop_map(|(seed, sequence, segments, playing, at, record)| {
             let key = key(seed);
             let announcement = Announcement {
                 station: station(&key),
@@ -276,6 +310,7 @@ fn arb_announcement() -> impl Strategy<Value = (u8, Announcement)> {
                 new_segments: segments.iter().map(|s| raw_cid(s)).collect(),
                 now_playing: playing.map(|(title, artist)| NowPlaying { title, artist }),
                 published_at_ms: at,
+                record,
             };
             (seed, announcement)
         })

@@ -202,7 +202,8 @@ impl ClientState {
         }
     }
 
-    /// A block arrived; its CID was computed from its bytes by the decoder.
+    /// A block arrived; `cid` must have been computed from `data` by the decoder
+    /// (`ipfm_protocol::bitswap::Message::decode`), never taken from the sender.
     pub fn on_block(
         &mut self,
         peer: PeerId,
@@ -227,26 +228,27 @@ impl ClientState {
             }
             return;
         };
-        // The decoder derived `cid` from the data with the sender's prefix; check the bytes
-        // against the CID we asked for, with our codec, before anyone sees them.
-        if let Err(error) = ipfm_protocol::cid::verify(&want.cid, &data) {
-            self.wants.insert(key, want);
-            self.misbehaved(
-                peer,
-                Misbehaviour::BadBlock(error.to_string()),
-                peers,
-                outbox,
-                events,
-            );
-            return;
-        }
+        // Already verified: the decoder computed `cid` by hashing `data` (the sender's
+        // prefix only picks the hash function, and only sha2-256 and identity are
+        // accepted), and wants are keyed by that multihash, so finding the want means
+        // the bytes hash to the CID we asked for. Hashing again here cost a second
+        // SHA-256 pass over every fetched byte on the swarm task.
         send_cancels(&want, Some(peer), outbox);
         self.remember_recent(key);
-        for query in &want.queries {
-            self.queries.remove(query);
+        let Want { cid, queries, .. } = want;
+        // Every query gets the bytes; only queries beyond the first cost a copy.
+        if let Some((first, others)) = queries.split_first() {
+            for query in others {
+                self.queries.remove(query);
+                events.push_back(Event::GetDone {
+                    query: *query,
+                    result: Ok((cid, data.clone())),
+                });
+            }
+            self.queries.remove(first);
             events.push_back(Event::GetDone {
-                query: *query,
-                result: Ok((want.cid, data.clone())),
+                query: *first,
+                result: Ok((cid, data)),
             });
         }
     }

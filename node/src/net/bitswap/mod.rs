@@ -82,10 +82,10 @@ pub enum GetError {
 /// What a peer did wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Misbehaviour {
+    /// The block's CID is computed from its bytes when the message is decoded, so a forged
+    /// or corrupted answer shows up as a block nobody wants.
     #[error("sent a block nobody asked for ({0}): forged or corrupted")]
     UnwantedBlock(Cid),
-    #[error("sent a block that does not match its CID: {0}")]
-    BadBlock(String),
 }
 
 /// Why a connection to a peer was refused: it sent forged blocks.

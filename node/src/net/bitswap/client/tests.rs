@@ -194,3 +194,35 @@ fn an_unwanted_block_bans_its_sender() {
     h.presence(other, cid, PresenceType::Have);
     assert_eq!(h.block_peer(), other);
 }
+
+#[test]
+fn every_get_of_one_block_gets_its_bytes_and_the_others_are_cancelled() {
+    let mut h = Harness::new();
+    let data = b"shared block";
+    let cid = raw_cid(data);
+    let first = h.client.get(cid, WANT_DEADLINE, &h.peers, &mut h.outbox);
+    let second = h.client.get(cid, WANT_DEADLINE, &h.peers, &mut h.outbox);
+    assert_ne!(first, second);
+    let from = h.block_peer();
+    h.block(from, cid, data);
+    let mut done: Vec<QueryId> = Vec::new();
+    while let Some(event) = h.events.pop_front() {
+        match event {
+            Event::GetDone {
+                query,
+                result: Ok((got, bytes)),
+            } => {
+                assert_eq!(got, cid);
+                assert_eq!(bytes, data);
+                done.push(query);
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    done.sort_by_key(|q| q.0);
+    assert_eq!(done, vec![first, second]);
+    // The other peer was asked want-have, so it gets a cancel; the sender gets none.
+    let other = h.other_than(from);
+    assert_eq!(h.sent(), vec![(other, WantType::Block, true)]);
+    assert!(h.client.is_idle());
+}

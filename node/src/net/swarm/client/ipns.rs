@@ -27,9 +27,12 @@ pub(in crate::net::swarm) enum IpnsCommand {
         record: IpnsRecord,
         reply: Reply<()>,
     },
-    /// Put `record` (or a better one already served) to the DHTs.
+    /// Put `name`'s `record` (or a better one already served) to the DHTs.
     Put {
-        record: IpnsRecord,
+        name: PeerId,
+        // Boxed: with the name beside it, an inline record would make every swarm
+        // command as large as this one.
+        record: Box<IpnsRecord>,
         reply: Reply<usize>,
     },
     /// Look `name` up on the DHTs; each valid record found goes to `found`, which is
@@ -96,9 +99,26 @@ impl Client {
     /// its routing key; if a better record is already served, that one goes out instead.
     /// Returns on how many DHTs at least one peer stored it (an error if none did).
     pub async fn put_ipns_record(&self, record: IpnsRecord) -> Result<usize, NetError> {
-        record.validate(&self.ipns_name(), SystemTime::now())?;
+        self.put_ipns_record_of(self.ipns_name(), record).await
+    }
+
+    /// Like [`Client::put_ipns_record`] for another node's `name`: a relay forwarding the
+    /// followed station's record unaltered, so the name stays resolvable while the station
+    /// is away. The record must validate for `name`; this node's DHT store answers
+    /// `GET_VALUE`s with it from then on, too.
+    pub async fn put_ipns_record_of(
+        &self,
+        name: PeerId,
+        record: IpnsRecord,
+    ) -> Result<usize, NetError> {
+        record.validate(&name, SystemTime::now())?;
         let (reply, answer) = oneshot::channel();
-        self.ipns(IpnsCommand::Put { record, reply }).await?;
+        self.ipns(IpnsCommand::Put {
+            name,
+            record: Box::new(record),
+            reply,
+        })
+        .await?;
         answer.await.map_err(|_| NetError::Stopped)?
     }
 

@@ -41,10 +41,14 @@ impl EventLoop {
     pub(super) fn on_ipns_command(&mut self, command: IpnsCommand) {
         match command {
             IpnsCommand::Serve { record, reply } => {
-                self.serve_own_record(&record);
+                self.serve_record(&self.own_name(), &record);
                 let _ = reply.send(Ok(()));
             }
-            IpnsCommand::Put { record, reply } => self.put_own_record(record, reply),
+            IpnsCommand::Put {
+                name,
+                record,
+                reply,
+            } => self.put_record(name, *record, reply),
             IpnsCommand::Resolve { name, found } => self.resolve_name(name, found),
             IpnsCommand::Stored { name, reply } => {
                 let _ = reply.send(self.stored_record(&name));
@@ -77,16 +81,16 @@ impl EventLoop {
         found
     }
 
-    /// Our record goes into both DHT stores (so `GET_VALUE` answers it) unless a better
-    /// one is there already; kad's own republishing covers it too from then on.
-    fn serve_own_record(&mut self, record: &IpnsRecord) -> IpnsRecord {
-        let name = self.own_name();
-        let best = match self.stored_record(&name) {
+    /// `name`'s record (ours, or a followed station's that a relay forwards) goes into both
+    /// DHT stores (so `GET_VALUE` answers it) unless a better one is there already; kad's
+    /// own republishing covers it too from then on.
+    fn serve_record(&mut self, name: &PeerId, record: &IpnsRecord) -> IpnsRecord {
+        let best = match self.stored_record(name) {
             Some(stored) if compare(&stored, record).is_gt() => stored,
             _ => record.clone(),
         };
         let local = *self.swarm.local_peer_id();
-        let key = kad::RecordKey::new(&routing_key(&name));
+        let key = kad::RecordKey::new(&routing_key(name));
         for dht in [Dht::Lan, Dht::Wan] {
             let Some(kad) = self.kad(dht) else { continue };
             let entry = kad::Record {
@@ -102,10 +106,10 @@ impl EventLoop {
         best
     }
 
-    fn put_own_record(&mut self, record: IpnsRecord, reply: Reply<usize>) {
+    fn put_record(&mut self, name: PeerId, record: IpnsRecord, reply: Reply<usize>) {
         // A put queued before a newer record was served must not send the older one out.
-        let best = self.serve_own_record(&record);
-        let key = kad::RecordKey::new(&routing_key(&self.own_name()));
+        let best = self.serve_record(&name, &record);
+        let key = kad::RecordKey::new(&routing_key(&name));
         let request = self.next_request;
         self.next_request += 1;
         let mut pending = PendingPut {
