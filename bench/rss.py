@@ -22,6 +22,8 @@ With --write, the section between the `<!-- bench:station-rss -->` markers is re
 """
 import os, re, sys, tempfile, time
 
+import common
+import station
 from benchdoc import parse_args, write_section
 
 ARGS, WRITE = parse_args(sys.argv[1:])
@@ -45,12 +47,6 @@ def parse_run(spec):
 
 
 RUNS = [parse_run(spec) for spec in RUN_SPECS]
-BINARIES = [binary for binary, _ in RUNS]
-
-# station.py reads its own command line when imported; its Station class starts whichever
-# binary its IPFM global names, so that global is set per run below.
-sys.argv = [sys.argv[0], BINARIES[0]]
-import station  # noqa: E402
 
 GOAL_RSS_MB = station.GOAL_RSS_MB
 TOP_MAPPINGS = 6
@@ -59,33 +55,10 @@ TOP_MAPPINGS = 6
 SERIES_EVERY = 30
 
 
-def status_kib(pid):
-    """Every `Key: N kB` line of /proc/PID/status, in bytes."""
-    out = {}
-    for line in open(f"/proc/{pid}/status"):
-        m = re.match(r"^(\w+):\s+(\d+) kB", line)
-        if m:
-            out[m.group(1)] = int(m.group(2)) * 1024
-    return out
-
-
-def file_mappings(pid):
-    """Resident bytes per mapped file (all its mappings summed), from /proc/PID/smaps."""
-    rss, current = {}, None
-    for line in open(f"/proc/{pid}/smaps"):
-        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
-            fields = line.split()
-            current = fields[5] if len(fields) >= 6 and fields[5].startswith("/") else None
-        elif line.startswith("Rss:") and current:
-            rss[current] = rss.get(current, 0) + int(line.split()[1]) * 1024
-    return rss
-
-
 def probe(binary, env, tmp, music, index):
-    station.IPFM = binary
     repo = os.path.join(tmp, f"repo-{index}")
-    proc = station.Station(repo, music, os.path.join(tmp, f"station-{index}.log"),
-                           env_extra=env)
+    proc = common.Station(binary, repo, music, os.path.join(tmp, f"station-{index}.log"),
+                          env_extra=env)
     served = None
     try:
         peak_anon, samples, series = 0, 0, []
@@ -93,15 +66,15 @@ def probe(binary, env, tmp, music, index):
         while time.monotonic() < deadline:
             if proc.proc.poll() is not None:
                 raise RuntimeError(f"{binary} exited early: {proc.log_tail()}")
-            now = status_kib(proc.proc.pid)
+            now = proc.status()
             peak_anon = max(peak_anon, now["RssAnon"])
             if samples % SERIES_EVERY == 0:
                 series.append((samples, now["RssAnon"], now["VmHWM"]))
             samples += 1
             time.sleep(1)
-        end = status_kib(proc.proc.pid)
-        maps = file_mappings(proc.proc.pid)
-        segments = station.metric_sum(proc.metrics(), "ipfm_segments_encoded")
+        end = proc.status()
+        maps = common.file_mappings(proc.proc.pid)
+        segments = common.metric_sum(proc.metrics(), "ipfm_segments_encoded")
         if GATEWAY:
             served = station.gateway_vs_nginx(proc, os.path.join(tmp, f"nginx-{index}"))
         proc.stop()
@@ -125,7 +98,7 @@ def mb(n):
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         music = os.path.join(tmp, "music")
-        station.make_library(music)
+        common.make_library(music)
         os.chmod(tmp, 0o755)  # nginx's workers run as nobody and must reach their files
         runs = [probe(b, env, tmp, music, i) for i, (b, env) in enumerate(RUNS)]
 

@@ -32,136 +32,24 @@ bootstrap peers (run it inside scripts/in-loopback-netns.sh, as `make bench` doe
 Usage: bench/station.py IPFM_BINARY [REALTIME_SECONDS] [--write docs/benchmarks.md]
 With --write, the section between the `<!-- bench:station -->` markers of that file is replaced.
 """
-import calendar, http.client, os, platform, pwd, queue, re, shutil, signal, socket, statistics
+import calendar, http.client, os, platform, pwd, re, shutil, socket, statistics
 import subprocess, sys, tempfile, threading, time, urllib.request
 
 from benchdoc import parse_args, write_section
+from common import (HTTP_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, TRACK_SECONDS, Station,
+                    make_library, metric_sum)
 
-ARGS, WRITE = parse_args(sys.argv[1:])
-IPFM = ARGS[0]
-REALTIME_SECONDS = int(ARGS[1]) if len(ARGS) > 1 else 60
+# The command line (set by `main`; bench/rss.py and bench/fanout.py import this module for
+# its gateway test and report helpers without running it).
+IPFM, REALTIME_SECONDS, WRITE = None, 60, None
 LATENCY_SECONDS = 90
 # The outside poller's pause between two GETs of the IPNS record.
 POLL_SECONDS = 0.005
 # Passed to the station so that a record's publish time is its EOL minus this.
 IPNS_VALIDITY_HOURS = 24
-TRACK_SECONDS = 240
 WRK_ROUNDS, WRK_SECONDS, WRK_THREADS, WRK_CONNECTIONS = 3, 10, 2, 32
-# Bounds on every wait: a station that has not printed its URL or stopped by then is broken.
-START_TIMEOUT, STOP_TIMEOUT, HTTP_TIMEOUT = 120, 20, 10
 # Goals from issue 5.
 GOAL_P99_S, GOAL_CPU_SHARE, GOAL_RSS_MB, GOAL_RATIO = 0.200, 0.05, 64, 0.5
-
-# A chord with tremolo, a plucked arpeggio and a little noise, so the AAC encoders have real
-# work to do (a pure sine would flatter the encoder).
-LEFT = ("0.12*sin(2*PI*220*t)*(0.6+0.4*sin(2*PI*0.25*t))+0.08*sin(2*PI*277.18*t)"
-        "+0.25*exp(-12*mod(t,0.5))*sin(2*PI*(440+220*mod(floor(t*2),4))*t)+0.02*(random(0)-0.5)")
-RIGHT = ("0.12*sin(2*PI*220.5*t)*(0.6+0.4*cos(2*PI*0.25*t))+0.08*sin(2*PI*329.63*t)"
-         "+0.25*exp(-12*mod(t+0.25,0.5))*sin(2*PI*(330+110*mod(floor(t*2+0.5),4))*t)"
-         "+0.02*(random(1)-0.5)")
-
-
-def make_library(music):
-    os.makedirs(music)
-    for i, (title, pitch) in enumerate([("Bench One", 1.0), ("Bench Two", 1.25)]):
-        exprs = f"{LEFT}|{RIGHT}".replace("*t)", f"*t*{pitch})")
-        subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
-                        "-i", f"aevalsrc=exprs='{exprs}':s=44100:d={TRACK_SECONDS}",
-                        "-metadata", f"title={title}", "-metadata", "artist=ipfm bench",
-                        "-c:a", "flac", os.path.join(music, f"{i:02} {title}.flac")],
-                       check=True, timeout=300)
-
-
-class Station:
-    """`ipfm station` as a child process; stdout drained on a thread, stderr to a log file."""
-
-    def __init__(self, repo, music, log, extra=(), env_extra=None):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IPFM_")}
-        env["RUST_LOG"] = "warn"
-        # Set on purpose by the caller (bench/rss.py compares e.g. IPFM_SLED_CACHE_BYTES).
-        env.update(env_extra or {})
-        self.log = log
-        cmd = [IPFM, "--repo", repo, "station", "--music", music, "--listen", "127.0.0.1:0",
-               "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--no-default-bootstrap", *extra]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=open(log, "w"), env=env, text=True)
-        lines = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(l) for l in self.proc.stdout], daemon=True).start()
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self.kill()
-                raise RuntimeError(f"ipfm station printed no player URL: {self.log_tail()}")
-            m = re.match(r"player:\s+http://([^/]+)/ipns/([^/]+)/", line)
-            if m:
-                self.addr, self.name = m.group(1), m.group(2)
-                return
-
-    def get(self, path):
-        with urllib.request.urlopen(f"http://{self.addr}{path}", timeout=HTTP_TIMEOUT) as r:
-            return r.read(), r.headers
-
-    def metrics(self):
-        return self.get("/metrics")[0].decode()
-
-    def cpu_seconds(self):
-        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
-        # utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def peak_rss_bytes(self):
-        status = open(f"/proc/{self.proc.pid}/status").read()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024
-
-    def rss_split(self):
-        """(anonymous, file-backed) resident bytes now, and the resident bytes of the ipfm
-        binary's own mapped pages (its code), from /proc/PID/status and smaps."""
-        status = open(f"/proc/{self.proc.pid}/status").read()
-        kib = lambda key: int(re.search(rf"{key}:\s+(\d+) kB", status).group(1)) * 1024
-        own, current = 0, None
-        for line in open(f"/proc/{self.proc.pid}/smaps"):
-            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
-                current = line.split()[-1] if len(line.split()) >= 6 else None
-            elif line.startswith("Rss:") and current == os.path.realpath(IPFM):
-                own += int(line.split()[1]) * 1024
-        return kib("RssAnon"), kib("RssFile"), own
-
-    def wait_healthy(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if self.get("/healthz")[0]:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"/healthz never answered 200: {self.log_tail()}")
-
-    def stop(self):
-        """SIGTERM; the station must publish a final root and exit 0 in time."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise RuntimeError(f"ipfm station ignored SIGTERM for {STOP_TIMEOUT} s")
-        if code != 0:
-            raise RuntimeError(f"ipfm station exited {code} on SIGTERM: {self.log_tail()}")
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_tail(self):
-        return open(self.log).read()[-2000:]
-
-
-def metric_sum(text, name):
-    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
-               if l.startswith(name) and not l.startswith("#"))
 
 
 def histogram(text, name):
@@ -340,7 +228,8 @@ def wrk(url):
 
 def run_realtime(tmp, music):
     """Run 1: (b) CPU and RSS over REALTIME_SECONDS, then (c) wrk against nginx."""
-    station = Station(os.path.join(tmp, "repo-realtime"), music, os.path.join(tmp, "realtime.log"))
+    station = Station(IPFM, os.path.join(tmp, "repo-realtime"), music,
+                      os.path.join(tmp, "realtime.log"))
     try:
         # Two windows back to back: the first includes start-up (the first track is decoded
         # and its loudness measured before it can play); the second is the steady state a
@@ -348,11 +237,12 @@ def run_realtime(tmp, music):
         cpu0, t0 = station.cpu_seconds(), time.monotonic()
         time.sleep(REALTIME_SECONDS)
         cpu1, t1 = station.cpu_seconds(), time.monotonic()
-        rss_startup = station.peak_rss_bytes()
+        rss_startup = station.status()["VmHWM"]
         time.sleep(REALTIME_SECONDS)
         cpu2, t2 = station.cpu_seconds(), time.monotonic()
-        rss = station.peak_rss_bytes()
-        rss_anon, rss_file, rss_own_code = station.rss_split()
+        status = station.status()
+        rss, rss_anon, rss_file = status["VmHWM"], status["RssAnon"], status["RssFile"]
+        rss_own_code = station.own_code_bytes()
         segments = metric_sum(station.metrics(), "ipfm_segments_encoded")
         realtime = {"startup_share": (cpu1 - cpu0) / (t1 - t0), "share": (cpu2 - cpu1) / (t2 - t1),
                     "wall": t1 - t0, "rss": rss, "rss_startup": rss_startup,
@@ -398,7 +288,8 @@ def gateway_vs_nginx(station, nginx_dir):
 def run_latency(tmp, music):
     """Run 2: (a) the publish latency histogram and the outside poller's lags over
     LATENCY_SECONDS of 2-s segments."""
-    station = Station(os.path.join(tmp, "repo-latency"), music, os.path.join(tmp, "latency.log"),
+    station = Station(IPFM, os.path.join(tmp, "repo-latency"), music,
+                      os.path.join(tmp, "latency.log"),
                       ["--segment-seconds", "2", "--ipns-validity-hours", str(IPNS_VALIDITY_HOURS)])
     try:
         station.wait_healthy()
@@ -459,6 +350,12 @@ def fmt_load(load):
 
 
 def main():
+    global IPFM, REALTIME_SECONDS, WRITE
+    args, WRITE = parse_args(sys.argv[1:])
+    if not args:
+        sys.exit(__doc__)
+    IPFM = args[0]
+    REALTIME_SECONDS = int(args[1]) if len(args) > 1 else REALTIME_SECONDS
     for tool in ("ffmpeg", "nginx", "wrk"):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: run `make deps-bench` (Debian packages nginx, wrk)")
@@ -545,7 +442,7 @@ def main():
     out("")
     if rss_mb > GOAL_RSS_MB:
         out(f"RSS goal missed. At the end of the window {realtime['rss_anon'] / 1e6:.0f} MB were "
-            f"anonymous memory (heap, thread stacks, sled's cache, segments in flight) and "
+            f"anonymous memory (heap, thread stacks, sled's cache of metadata, the block read cache, segments in flight) and "
             f"{realtime['rss_file'] / 1e6:.0f} MB file-backed pages: "
             f"{realtime['rss_own_code'] / 1e6:.0f} MB of the ipfm binary's own code, the rest "
             "the system FFmpeg libraries and the ~135 shared libraries Debian builds them "
@@ -559,7 +456,7 @@ def main():
         out("")
     out(f"**Gateway vs nginx** (same run, the station still encoding): `wrk -t{WRK_THREADS} "
         f"-c{WRK_CONNECTIONS} -d{WRK_SECONDS}s` on one {served['bytes'] / 1024:.0f} KiB segment "
-        f"(`{served['uri']}`): ipfm's `/ipfs/<cid>` (block read from sled, not re-hashed: like Kubo's default "
+        f"(`{served['uri']}`): ipfm's `/ipfs/<cid>` (block read from the store's 4 MiB read cache, else its block file, not re-hashed: like Kubo's default "
         "`HashOnRead=false`, the store verified it when it was put; CID-derived ETag and "
         "immutable caching headers) vs nginx 1.22 serving the same bytes as a static file "
         "(`sendfile on`, `access_log off`, `worker_processes auto`, generated config in a temp "

@@ -1,9 +1,12 @@
 //! One ipfm network node for `bench/net.py`, driven line by line: the same swarm and bitswap
-//! the station runs, over a sled store in a scratch directory, listening on loopback only.
+//! the station runs, over the station's store (`Store::open`: block files, metadata in sled)
+//! in a scratch directory, listening on loopback only.
 //!
-//! Usage: `net_bench [--memory-store]` (release build: `cargo build --release -p ipfm-node
-//! --example net_bench`). `--memory-store` keeps blocks in memory instead of sled, to tell
-//! the network's cost from the store's (`bench/net.py` uses it for one diagnostic pair only).
+//! Usage: `net_bench [--memory-store | --sled-store]` (release build: `cargo build --release
+//! -p ipfm-node --example net_bench`). `--memory-store` keeps blocks in memory instead, to
+//! tell the network's cost from the store's (`bench/net.py` uses it for one diagnostic pair
+//! only); `--sled-store` keeps block bytes inside sled, the layout before block files, for
+//! comparing the two by hand.
 //! One JSON command per line on stdin, one JSON answer per line on stdout (always with
 //! `"ok": true/false`); the first line out is `{"ready": true, "peer_id", "addr"}`.
 //! Commands:
@@ -42,7 +45,7 @@ use ipfm_node::net::StoreBlocks;
 use ipfm_protocol::builder::{build_file, read_file, CidMode};
 use ipfm_protocol::ipns::{pubsub_topic, IpnsRecord};
 use ipfm_protocol::peer::PeerId;
-use ipfm_store::{Blockstore, Store};
+use ipfm_store::{BlockBackend, Blockstore, Store};
 use libp2p::multiaddr::Protocol;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -256,7 +259,12 @@ async fn main() -> anyhow::Result<()> {
     let store = match std::env::args().nth(1).as_deref() {
         None => Store::open(scratch.path().join("store")).await?,
         Some("--memory-store") => Store::open_in_memory(),
-        Some(other) => bail!("unknown argument {other:?} (expected --memory-store)"),
+        Some("--sled-store") => {
+            Store::open_with(scratch.path().join("store"), BlockBackend::Sled).await?
+        }
+        Some(other) => {
+            bail!("unknown argument {other:?} (expected --memory-store or --sled-store)")
+        }
     };
     let mut seed = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut seed);

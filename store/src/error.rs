@@ -33,6 +33,14 @@ pub enum StoreError {
         #[source]
         source: sled::Error,
     },
+    /// A block file could not be created, written, read, renamed, synced or removed.
+    #[error("file system error while {op} ({path}): {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A value in the database does not have the shape this crate writes.
     #[error("corrupt {what} in the store: {detail}")]
     Corrupt { what: &'static str, detail: String },
@@ -69,6 +77,15 @@ impl StoreError {
             cid: Box::new(*cid),
             source: Box::new(source),
         }
+    }
+
+    /// Wrap an I/O error with the operation it interrupted and the path it was about.
+    pub(crate) fn io(
+        op: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> StoreError {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { op, path, source }
     }
 
     /// Wrap a sled error with the operation it interrupted.

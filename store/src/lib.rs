@@ -1,5 +1,5 @@
-//! ipfm's storage: blocks by CID, pins, retention GC and station state, in one sled
-//! database (or in memory).
+//! ipfm's storage: blocks by CID, pins, retention GC and station state, in one directory
+//! (a sled database plus one file per block) or in memory.
 //!
 //! # Shape
 //!
@@ -9,24 +9,29 @@
 //! pool (`spawn_blocking`), so async callers never stall a runtime worker on disk I/O or
 //! on hashing a block; therefore the store must be used from within a tokio runtime.
 //!
-//! Blocks go through the [`Blockstore`] trait, with two backends: [`MemoryBlockstore`] and
-//! [`SledBlockstore`]. `Store` implements the trait by forwarding to the backend it was
-//! opened with ([`Store::open`] or [`Store::open_in_memory`]).
+//! Blocks go through the [`Blockstore`] trait, with three backends: [`MemoryBlockstore`],
+//! [`FileBlockstore`] (block bytes in files, metadata in sled: what [`Store::open`] uses)
+//! and [`SledBlockstore`] (everything in sled: the former layout, see [`BlockBackend`]).
+//! `Store` implements the trait by forwarding to the backend it was opened with.
 //!
-//! # Layout of the sled database
+//! # Layout of the store directory
+//!
+//! `blocks/<shard>/<cid>.data` holds each block's bytes (see `FileBlockstore` for naming
+//! and crash safety); the rest of the directory is sled's, with these trees:
 //!
 //! | tree         | key              | value                                   |
 //! |--------------|------------------|-----------------------------------------|
-//! | `blocks`     | CID bytes        | block bytes                             |
 //! | `block_meta` | CID bytes        | insertion time ms (u64 BE) ‖ size (u64 BE) |
+//! | `blocks`     | CID bytes        | block bytes (only with [`BlockBackend::Sled`]; an older store's are moved into files when it is opened) |
 //! | `pins`       | pin name (UTF-8) | root CID bytes                          |
 //! | `state`      | entry name       | entry value (see `state.rs`)            |
 //!
 //! # Durability
 //!
-//! - Blocks: a `put` is atomic (bytes and metadata in one sled transaction) and reaches
-//!   disk within sled's flush interval (~0.5 s) or at [`Store::flush`]. A crash may lose
-//!   the last puts, never half of one.
+//! - Blocks: a `put` is atomic (the file is complete before the metadata names it) and
+//!   its metadata reaches disk within sled's flush interval (~0.5 s), its file when the
+//!   kernel writes it back, both at [`Store::flush`]. A crash may lose the last puts, never
+//!   half of one: a block whose file did not survive is reported absent, not truncated.
 //! - Pins and state: every setter flushes (fsyncs) before it returns. In particular
 //!   [`Store::next_ipns_sequence`] stores the new sequence durably *before* handing it
 //!   out, so IPNS sequences never go backwards across crashes (`tests/crash.rs` checks
@@ -47,11 +52,13 @@ mod pins;
 mod state;
 mod store;
 
-pub use blockstore::{BlockInfo, Blockstore, BlockstoreStats, MemoryBlockstore, SledBlockstore};
+pub use blockstore::{
+    BlockInfo, Blockstore, BlockstoreStats, FileBlockstore, MemoryBlockstore, SledBlockstore,
+};
 pub use error::{Result, StoreError};
 pub use gc::{GcReport, MAX_REPORTED_REMOVED};
 pub use ipfm_protocol::Cid;
-pub use store::Store;
+pub use store::{BlockBackend, Store, BLOCKS_DIR};
 
 /// Run blocking store work on tokio's blocking pool.
 async fn blocking<T, F>(work: F) -> Result<T>

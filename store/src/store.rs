@@ -7,7 +7,9 @@ use std::time::SystemTime;
 use cid::Cid;
 
 use crate::blocking;
-use crate::blockstore::{BlockInfo, Blockstore, BlockstoreStats, MemoryBlockstore, SledBlockstore};
+use crate::blockstore::{
+    BlockInfo, Blockstore, BlockstoreStats, FileBlockstore, MemoryBlockstore, SledBlockstore,
+};
 use crate::error::{Result, StoreError};
 use crate::kv::Kv;
 
@@ -25,6 +27,21 @@ pub const SLED_CACHE_ENV: &str = "IPFM_SLED_CACHE_BYTES";
 pub const SLED_CACHE_BYTES_RANGE: std::ops::RangeInclusive<u64> = (1 << 20)..=(1 << 30);
 const PINS_TREE: &str = "pins";
 const STATE_TREE: &str = "state";
+/// Directory of the block files, inside the store directory next to sled's own files.
+pub const BLOCKS_DIR: &str = "blocks";
+
+/// Where a persistent store keeps block bytes (metadata, pins and state are always in sled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BlockBackend {
+    /// One file per block under `<store dir>/blocks/` ([`FileBlockstore`]); what
+    /// [`Store::open`] uses. Opening moves blocks an older version kept in sled into files.
+    #[default]
+    Files,
+    /// Block bytes inside sled ([`SledBlockstore`]), the layout before block files. Kept to
+    /// compare the two (tests, `net_bench --sled-store`); refused on a store that already
+    /// has block files, whose blocks it would not see.
+    Sled,
+}
 
 /// The station's storage. Clone it freely: clones share one database.
 ///
@@ -62,32 +79,90 @@ fn gc_report_channel() -> tokio::sync::broadcast::Sender<Arc<crate::GcReport>> {
     tokio::sync::broadcast::channel(GC_REPORTS_QUEUED).0
 }
 
+/// Opens sled's database in `path`, working around a sled 0.34 recovery bug: sled writes a
+/// snapshot to `snap.<lsn>.generating` and renames it when complete, but at open it also
+/// considers `.generating` files, so a process killed while writing one leaves a database
+/// that fails to open with "Read corrupted data" (spacejam/sled#1527; our SIGKILL test,
+/// store/tests/crash.rs, hit it). An unrenamed snapshot is by definition unfinished and the
+/// previous one is still there, so on that error the leftovers are removed and the open is
+/// tried once more. Only then: while another process holds the database (and may be
+/// writing a snapshot), sled refuses with a lock error instead.
+fn open_sled(path: &Path, cache_bytes: u64) -> std::result::Result<sled::Db, sled::Error> {
+    let open = || {
+        sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+    };
+    match open() {
+        Err(sled::Error::Corruption { .. }) if remove_unfinished_snapshots(path) > 0 => open(),
+        other => other,
+    }
+}
+
+/// Removes `snap.*.generating` files from sled's directory; returns how many.
+fn remove_unfinished_snapshots(path: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("snap.") && name.ends_with(".generating")) {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => {
+                tracing::warn!(file = %entry.path().display(), "removed an unfinished sled snapshot left by a crash");
+                removed += 1;
+            }
+            Err(error) => {
+                tracing::warn!(file = %entry.path().display(), %error, "cannot remove an unfinished sled snapshot");
+            }
+        }
+    }
+    removed
+}
+
 enum Blocks {
     Memory(MemoryBlockstore),
+    Files(FileBlockstore),
     Sled(SledBlockstore),
 }
 
 impl Store {
-    /// Open (creating if needed) the sled database in the directory `path`.
+    /// Open (creating if needed) the store in the directory `path`: sled's database, and
+    /// the block files in its `blocks/` subdirectory ([`BlockBackend::Files`]).
     ///
     /// sled takes an exclusive lock on the database, so a second process opening the same
     /// path gets [`StoreError::Open`].
     pub async fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Self::open_with(path, BlockBackend::Files).await
+    }
+
+    /// Like [`Store::open`], with block bytes kept where `backend` says.
+    pub async fn open_with(path: impl AsRef<Path>, backend: BlockBackend) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         let cache_bytes = sled_cache_bytes()?;
-        tracing::debug!(cache_bytes, path = %path.display(), "opening sled store");
+        tracing::debug!(cache_bytes, ?backend, path = %path.display(), "opening store");
         blocking(move || {
-            let db = sled::Config::new()
-                .path(&path)
-                .cache_capacity(cache_bytes)
-                .open()
-                .map_err(|source| StoreError::Open {
-                    path: path.clone(),
-                    source,
-                })?;
+            let db = open_sled(&path, cache_bytes).map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
+            let blocks = match backend {
+                BlockBackend::Files => {
+                    Blocks::Files(FileBlockstore::open(&db, path.join(BLOCKS_DIR))?)
+                }
+                BlockBackend::Sled => {
+                    refuse_sled_over_block_files(&path)?;
+                    Blocks::Sled(SledBlockstore::open(&db)?)
+                }
+            };
             Ok(Store {
                 inner: Arc::new(Inner {
-                    blocks: Blocks::Sled(SledBlockstore::open(&db)?),
+                    blocks,
                     pins: Kv::sled(&db, PINS_TREE)?,
                     state: Kv::sled(&db, STATE_TREE)?,
                     pin_lock: tokio::sync::Mutex::new(()),
@@ -123,13 +198,23 @@ impl Store {
     /// also flushes, but blockingly on the dropping thread; async code should call this
     /// first so the drop finds nothing left to write.
     ///
-    /// Without it, blocks reach disk through sled's background flusher within about half
-    /// a second; pins and state are flushed by their own setters.
+    /// Without it, block metadata reaches disk through sled's background flusher within
+    /// about half a second and block files when the kernel writes them back (a power loss
+    /// before that loses those blocks, detectably: see `FileBlockstore`); pins and state
+    /// are flushed by their own setters.
     pub async fn flush(&self) -> Result<()> {
         let Some(db) = self.inner.db.clone() else {
             return Ok(());
         };
+        let files = match &self.inner.blocks {
+            Blocks::Files(files) => Some(files.clone()),
+            Blocks::Memory(_) | Blocks::Sled(_) => None,
+        };
         blocking(move || {
+            // Files before metadata, so flushed metadata never names an unflushed file.
+            if let Some(files) = files {
+                files.sync()?;
+            }
             db.flush()
                 .map(drop)
                 .map_err(StoreError::db("flushing the database"))
@@ -143,6 +228,7 @@ macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match &$self.inner.blocks {
             Blocks::Memory(blocks) => blocks.$method($($arg),*).await,
+            Blocks::Files(blocks) => blocks.$method($($arg),*).await,
             Blocks::Sled(blocks) => blocks.$method($($arg),*).await,
         }
     };
@@ -188,6 +274,26 @@ impl Blockstore for Store {
     async fn stats(&self) -> Result<BlockstoreStats> {
         dispatch!(self.stats())
     }
+}
+
+/// [`BlockBackend::Sled`] would not see blocks kept in files: refuse a store that has some.
+fn refuse_sled_over_block_files(path: &Path) -> Result<()> {
+    let dir = path.join(BLOCKS_DIR);
+    let has_files = match std::fs::read_dir(&dir) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+        Err(error) => return Err(StoreError::io("listing the blocks directory", &dir)(error)),
+    };
+    if has_files {
+        return Err(StoreError::InvalidSetting {
+            name: "block backend",
+            detail: format!(
+                "{} holds block files; the sled block backend would not see them",
+                dir.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The page cache size for [`Store::open`]: [`SLED_CACHE_ENV`] if set, else the default.

@@ -1,6 +1,7 @@
 //! Crash test: a child process writes blocks and advances sequences in a loop; the parent
 //! kills it with SIGKILL at random moments, reopens the database and checks that it opens,
-//! that every stored block still hashes to its CID, and that no sequence went backwards.
+//! that every block it reports stored is readable in full and hashes to its CID, that no
+//! temporary or orphaned block file survived the reopen, and that no sequence went backwards.
 //!
 //! The child is this very test binary, re-run with `--ignored --exact child_writer` and
 //! an environment variable naming the database. That works the same under `cargo test`
@@ -153,6 +154,10 @@ async fn check_after_crash(db: &Path, reported: &Reported, round: usize) {
 
     let blocks = store.blocks().await.unwrap();
     for info in &blocks {
+        assert!(
+            store.has(&info.cid).await.unwrap(),
+            "round {round}: listed but not had"
+        );
         let bytes = store
             .get(&info.cid)
             .await
@@ -167,6 +172,8 @@ async fn check_after_crash(db: &Path, reported: &Reported, round: usize) {
         ipfm_protocol::cid::verify(&info.cid, &bytes)
             .unwrap_or_else(|e| panic!("round {round}: stored block is corrupt: {e}"));
     }
+
+    check_block_files(db, &blocks, round);
 
     let ipns = store.ipns_sequence().await.unwrap();
     assert!(
@@ -194,6 +201,37 @@ async fn check_after_crash(db: &Path, reported: &Reported, round: usize) {
     store.gc(Duration::from_secs(3600)).await.unwrap();
 }
 
+/// After the reopen, the block directory holds exactly one complete file per listed block:
+/// the open removed what the crash left half-done (temporary files, files whose metadata
+/// was never written).
+fn check_block_files(db: &Path, blocks: &[ipfm_store::BlockInfo], round: usize) {
+    let listed: std::collections::HashMap<String, u64> = blocks
+        .iter()
+        .map(|b| (format!("{}.data", b.cid), b.size))
+        .collect();
+    let mut files = 0;
+    for shard in std::fs::read_dir(db.join(ipfm_store::BLOCKS_DIR)).unwrap() {
+        for file in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            let file = file.unwrap();
+            let name = file.file_name().into_string().unwrap();
+            let size = listed.get(&name).unwrap_or_else(|| {
+                panic!("round {round}: {name} left in the block directory after reopening")
+            });
+            assert_eq!(
+                file.metadata().unwrap().len(),
+                *size,
+                "round {round}: {name}"
+            );
+            files += 1;
+        }
+    }
+    assert_eq!(
+        files,
+        blocks.len(),
+        "round {round}: block files vs listed blocks"
+    );
+}
+
 /// The child: write until killed. Not a test of its own: `#[ignore]` keeps it out of
 /// normal runs, and without the parent's environment variable (e.g. under
 /// `--include-ignored`) it does nothing.
@@ -209,9 +247,10 @@ async fn child_writer() {
     let mut media = store.media_sequence().await.unwrap().unwrap_or(0);
     let mut segment_cids = Vec::new();
     loop {
-        // A "segment": a couple of raw blocks of random size.
+        // A "segment": a couple of raw blocks of random size, up to a bitswap leaf's
+        // 256 KiB so that kills land mid-write too.
         for _ in 0..2 {
-            let mut bytes = vec![0u8; rng.gen_range(1..=16 * 1024)];
+            let mut bytes = vec![0u8; rng.gen_range(1..=256 * 1024)];
             rng.fill(&mut bytes[..]);
             let cid = raw_cid(&bytes);
             let size = bytes.len();

@@ -1,22 +1,37 @@
-//! One test suite for both backends: every test runs against the in-memory store and the
-//! sled store (rstest cases), plus a few sled-only tests of persistence.
+//! One test suite for all backends: every test runs against the in-memory store, the
+//! default persistent store (block files + sled metadata) and the sled-only block backend
+//! (rstest cases), plus tests of persistence for the two persistent ones.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use ipfm_protocol::cid::{cid_v0, cid_v1, raw_cid, DAG_PB};
 use ipfm_protocol::dagpb::{PbLink, PbNode};
-use ipfm_store::{Blockstore, Cid, Store, StoreError};
+use ipfm_store::{BlockBackend, Blockstore, Cid, Store, StoreError};
 use rstest::rstest;
 use tempfile::TempDir;
 
 #[derive(Debug, Clone, Copy)]
 enum Backend {
     Memory,
+    /// `Store::open`: block files, metadata in sled.
+    Files,
+    /// `Store::open_with(.., BlockBackend::Sled)`: block bytes in sled too.
     Sled,
 }
 
-/// A store plus the directory that holds it (sled), kept alive for the test.
+impl Backend {
+    /// (Re)open the persistent store at `path` with this backend.
+    async fn open_at(self, path: &std::path::Path) -> Result<Store, StoreError> {
+        match self {
+            Backend::Memory => panic!("the memory backend has no path"),
+            Backend::Files => Store::open(path).await,
+            Backend::Sled => Store::open_with(path, BlockBackend::Sled).await,
+        }
+    }
+}
+
+/// A store plus the directory that holds it (persistent backends), kept alive for the test.
 struct Fixture {
     store: Store,
     dir: Option<TempDir>,
@@ -28,9 +43,9 @@ async fn open(backend: Backend) -> Fixture {
             store: Store::open_in_memory(),
             dir: None,
         },
-        Backend::Sled => {
+        Backend::Files | Backend::Sled => {
             let dir = tempfile::tempdir().unwrap();
-            let store = Store::open(dir.path().join("db")).await.unwrap();
+            let store = backend.open_at(&dir.path().join("db")).await.unwrap();
             assert!(store.is_persistent());
             Fixture {
                 store,
@@ -80,6 +95,7 @@ async fn time_boundary() -> SystemTime {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn put_then_get_returns_the_bytes(#[case] backend: Backend) {
@@ -102,6 +118,7 @@ async fn put_then_get_returns_the_bytes(#[case] backend: Backend) {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn put_rejects_bytes_that_do_not_hash_to_the_cid(#[case] backend: Backend) {
@@ -133,6 +150,7 @@ async fn put_rejects_bytes_that_do_not_hash_to_the_cid(#[case] backend: Backend)
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn put_is_idempotent_and_refreshes_the_insertion_time(#[case] backend: Backend) {
@@ -152,6 +170,7 @@ async fn put_is_idempotent_and_refreshes_the_insertion_time(#[case] backend: Bac
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn delete_removes_only_that_block(#[case] backend: Backend) {
@@ -172,6 +191,7 @@ async fn delete_removes_only_that_block(#[case] backend: Backend) {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn cids_and_stats_cover_every_block(#[case] backend: Backend) {
@@ -193,6 +213,7 @@ async fn cids_and_stats_cover_every_block(#[case] backend: Backend) {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn cid_v0_and_v1_name_the_same_dag_pb_block(#[case] backend: Backend) {
@@ -214,6 +235,7 @@ async fn cid_v0_and_v1_name_the_same_dag_pb_block(#[case] backend: Backend) {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn delete_if_inserted_before_spares_younger_blocks(#[case] backend: Backend) {
@@ -266,6 +288,7 @@ async fn delete_if_inserted_before_spares_younger_blocks(#[case] backend: Backen
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_puts_from_clones_all_land(#[case] backend: Backend) {
@@ -297,6 +320,7 @@ async fn concurrent_puts_from_clones_all_land(#[case] backend: Backend) {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn pins_are_named_and_replaced(#[case] backend: Backend) {
@@ -358,6 +382,7 @@ async fn stored(store: &Store) -> HashSet<Cid> {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn pinned_blocks_and_gc_reports_follow_the_pins(#[case] backend: Backend) {
@@ -404,6 +429,7 @@ async fn pinned_blocks_and_gc_reports_follow_the_pins(#[case] backend: Backend) 
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn gc_removes_only_unpinned_blocks(#[case] backend: Backend) {
@@ -452,6 +478,7 @@ async fn gc_removes_only_unpinned_blocks(#[case] backend: Backend) {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn gc_honours_repin_and_unpin(#[case] backend: Backend) {
@@ -488,6 +515,7 @@ async fn gc_honours_repin_and_unpin(#[case] backend: Backend) {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn blocks_shared_by_two_pins_survive_either_unpin(#[case] backend: Backend) {
@@ -507,6 +535,7 @@ async fn blocks_shared_by_two_pins_survive_either_unpin(#[case] backend: Backend
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn gc_reports_missing_children_without_failing(#[case] backend: Backend) {
@@ -537,6 +566,7 @@ async fn gc_reports_missing_children_without_failing(#[case] backend: Backend) {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn gc_keeps_unpinned_blocks_younger_than_the_cutoff(#[case] backend: Backend) {
@@ -559,6 +589,7 @@ async fn gc_keeps_unpinned_blocks_younger_than_the_cutoff(#[case] backend: Backe
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_put_during_gc_are_never_lost(#[case] backend: Backend) {
@@ -603,6 +634,7 @@ async fn blocks_put_during_gc_are_never_lost(#[case] backend: Backend) {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn gc_follows_cid_v0_links_to_blocks_stored_as_v1(#[case] backend: Backend) {
@@ -627,6 +659,7 @@ async fn gc_follows_cid_v0_links_to_blocks_stored_as_v1(#[case] backend: Backend
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn station_key_is_created_once(#[case] backend: Backend) {
@@ -641,6 +674,7 @@ async fn station_key_is_created_once(#[case] backend: Backend) {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn key_export_and_import_round_trip(#[case] backend: Backend) {
@@ -693,6 +727,7 @@ async fn key_export_and_import_round_trip(#[case] backend: Backend) {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn ipns_sequence_only_grows(#[case] backend: Backend) {
@@ -721,6 +756,7 @@ async fn ipns_sequence_only_grows(#[case] backend: Backend) {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_ipns_sequences_are_distinct(#[case] backend: Backend) {
@@ -744,6 +780,7 @@ async fn concurrent_ipns_sequences_are_distinct(#[case] backend: Backend) {
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn media_sequence_playout_token_and_generic_state(#[case] backend: Backend) {
@@ -794,6 +831,7 @@ async fn media_sequence_playout_token_and_generic_state(#[case] backend: Backend
 
 #[rstest]
 #[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
 async fn progress_is_saved_as_one_unit(#[case] backend: Backend) {
@@ -833,11 +871,14 @@ async fn progress_is_saved_as_one_unit(#[case] backend: Backend) {
     );
 }
 
-// ---------------------------------------------------------------- sled only
+// ---------------------------------------------------------------- persistent only
 
+#[rstest]
+#[case::files(Backend::Files)]
+#[case::sled(Backend::Sled)]
 #[tokio::test]
-async fn sled_store_keeps_everything_across_reopen() {
-    let fx = open(Backend::Sled).await;
+async fn persistent_store_keeps_everything_across_reopen(#[case] backend: Backend) {
+    let fx = open(backend).await;
     let path = fx.dir.as_ref().unwrap().path().join("db");
     let tree = Tree::store(&fx.store, "persisted").await;
     let loose = raw(b"loose");
@@ -855,7 +896,7 @@ async fn sled_store_keeps_everything_across_reopen() {
     fx.store.flush().await.unwrap();
     drop(fx.store);
 
-    let store = Store::open(&path).await.unwrap();
+    let store = backend.open_at(&path).await.unwrap();
     let mut expected = tree.cids();
     expected.insert(loose.0);
     assert_eq!(stored(&store).await, expected);
@@ -881,11 +922,14 @@ async fn sled_store_keeps_everything_across_reopen() {
     assert_eq!(stored(&store).await, tree.cids());
 }
 
+#[rstest]
+#[case::files(Backend::Files)]
+#[case::sled(Backend::Sled)]
 #[tokio::test]
-async fn sled_store_refuses_a_second_concurrent_open() {
-    let fx = open(Backend::Sled).await;
+async fn persistent_store_refuses_a_second_concurrent_open(#[case] backend: Backend) {
+    let fx = open(backend).await;
     let path = fx.dir.as_ref().unwrap().path().join("db");
-    let err = match Store::open(&path).await {
+    let err = match backend.open_at(&path).await {
         Ok(_) => panic!("a second open of a locked database succeeded"),
         Err(err) => err,
     };

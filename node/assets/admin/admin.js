@@ -285,55 +285,59 @@
     setTimeout(step, FOLLOW_UP_MS);
   }
 
+  // Runs the operator action of button `id`: the button stays disabled and `<id>-status`
+  // says `busyText` until the promise `action(statusId)` settles; on failure the status is
+  // cleared and the error shown (so a second click cannot send the request twice).
+  function runAction(id, busyText, action) {
+    var statusId = id + '-status';
+    $(id).disabled = true;
+    setText(statusId, busyText);
+    action(statusId).catch(function (err) {
+      setText(statusId, '');
+      failed(err);
+    }).then(function () { $(id).disabled = false; });
+  }
+
   function skip() {
     var before = $('now-playing').textContent + '\n' + $('up-next').textContent;
-    $('skip').disabled = true;
-    setText('skip-status', 'skipping…');
-    api('POST', '/api/v1/skip').then(function () {
-      followUp(function () {
-        return api('GET', '/api/v1/queue').then(function (queue) {
-          renderQueue(queue);
-          return $('now-playing').textContent + '\n' + $('up-next').textContent !== before;
-        });
-      }, 'skip-status', 'skipped');
-    }).catch(function (err) {
-      setText('skip-status', '');
-      failed(err);
-    }).then(function () { $('skip').disabled = false; });
+    runAction('skip', 'skipping…', function (statusId) {
+      return api('POST', '/api/v1/skip').then(function () {
+        followUp(function () {
+          return api('GET', '/api/v1/queue').then(function (queue) {
+            renderQueue(queue);
+            return $('now-playing').textContent + '\n' + $('up-next').textContent !== before;
+          });
+        }, statusId, 'skipped');
+      });
+    });
   }
 
   function rescan() {
     var before = null;
-    $('rescan').disabled = true;
-    setText('rescan-status', 'rescanning…');
-    api('GET', '/api/v1/library').then(function (library) {
-      before = library.last_rescan ? library.last_rescan.at_unix_ms : 0;
-      return api('POST', '/api/v1/rescan');
-    }).then(function () {
-      followUp(function () {
-        return api('GET', '/api/v1/library').then(function (library) {
-          var at = library.last_rescan ? library.last_rescan.at_unix_ms : 0;
-          if (at !== before) { renderLibrary(library); }
-          return at !== before;
-        });
-      }, 'rescan-status', 'rescanned');
-    }).catch(function (err) {
-      setText('rescan-status', '');
-      failed(err);
-    }).then(function () { $('rescan').disabled = false; });
+    runAction('rescan', 'rescanning…', function (statusId) {
+      return api('GET', '/api/v1/library').then(function (library) {
+        before = library.last_rescan ? library.last_rescan.at_unix_ms : 0;
+        return api('POST', '/api/v1/rescan');
+      }).then(function () {
+        followUp(function () {
+          return api('GET', '/api/v1/library').then(function (library) {
+            var at = library.last_rescan ? library.last_rescan.at_unix_ms : 0;
+            if (at !== before) { renderLibrary(library); }
+            return at !== before;
+          });
+        }, statusId, 'rescanned');
+      });
+    });
   }
 
   function collectGarbage() {
-    $('gc').disabled = true;
-    setText('gc-status', 'collecting…');
-    api('POST', '/api/v1/gc').then(function (report) {
-      setText('gc-status', 'removed ' + report.removed_blocks + ' blocks (' +
-        bytesText(report.removed_bytes) + '), kept ' + report.kept_blocks);
-      return api('GET', '/api/v1/storage').then(renderStorage);
-    }).catch(function (err) {
-      setText('gc-status', '');
-      failed(err);
-    }).then(function () { $('gc').disabled = false; });
+    runAction('gc', 'collecting…', function (statusId) {
+      return api('POST', '/api/v1/gc').then(function (report) {
+        setText(statusId, 'removed ' + report.removed_blocks + ' blocks (' +
+          bytesText(report.removed_bytes) + '), kept ' + report.kept_blocks);
+        return api('GET', '/api/v1/storage').then(renderStorage);
+      });
+    });
   }
 
   // --- signing in and out ----------------------------------------------------------------

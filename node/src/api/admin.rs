@@ -15,6 +15,14 @@ use axum::Router;
 
 use super::ApiContext;
 
+/// The look shared with the player (`theme.css`), then the dashboard's own rules: one
+/// stylesheet for the page to load.
+const ADMIN_CSS: &[u8] = concat!(
+    include_str!("../../assets/theme.css"),
+    include_str!("../../assets/admin/admin.css")
+)
+.as_bytes();
+
 /// The dashboard's files: (URL path, media type, bytes). `/admin` and `/admin/` both
 /// serve the page; its own references are absolute (`/admin/…`, `/api/v1/…`), since it is
 /// only ever served from the station's own listener, never through a gateway.
@@ -30,11 +38,7 @@ pub fn assets() -> &'static [(&'static str, &'static str, &'static [u8])] {
             "text/javascript; charset=utf-8",
             include_bytes!("../../assets/admin/admin.js"),
         ),
-        (
-            "/admin/admin.css",
-            "text/css; charset=utf-8",
-            include_bytes!("../../assets/admin/admin.css"),
-        ),
+        ("/admin/admin.css", "text/css; charset=utf-8", ADMIN_CSS),
         (
             "/admin/favicon.svg",
             "image/svg+xml",

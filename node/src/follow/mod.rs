@@ -73,6 +73,9 @@ pub struct FollowConfig {
     /// Reconnect attempts while offline: delays double from `min` to `max` (jittered).
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// Peers never connected to (the operator's `--block-peer`), blocked before anything is
+    /// dialled: e.g. the station itself, so this node follows it only through relays.
+    pub blocked_peers: Vec<libp2p::PeerId>,
 }
 
 impl Default for FollowConfig {
@@ -85,6 +88,7 @@ impl Default for FollowConfig {
             min_offline_after: Duration::from_secs(15),
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(60),
+            blocked_peers: Vec::new(),
         }
     }
 }
@@ -94,6 +98,12 @@ impl Default for FollowConfig {
 pub enum FollowError {
     #[error("subscribing to the station topic: {0}")]
     Subscribe(#[source] NetError),
+    #[error("blocking peer {peer}: {source}")]
+    Block {
+        peer: libp2p::PeerId,
+        #[source]
+        source: NetError,
+    },
     #[error("reading the followed state: {0}")]
     Store(#[from] ipfm_store::StoreError),
 }
@@ -109,16 +119,25 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Subscribes to `station`'s topic through `client` (whose swarm serves blocks from
-    /// `store`), dials `config.start_addrs`, and starts following: the last root persisted
-    /// in `store` comes out first (if still valid and whole), then the DHT's current
-    /// record, then every announced root.
+    /// Blocks `config.blocked_peers`, subscribes to `station`'s topic through `client`
+    /// (whose swarm serves blocks from `store`), dials `config.start_addrs`, and starts
+    /// following: the last root persisted in `store` comes out first (if still valid and
+    /// whole), then the DHT's current record, then every announced root.
     pub async fn start(
         client: Client,
         store: Store,
         station: PeerId,
         config: FollowConfig,
     ) -> Result<Follower, FollowError> {
+        for peer in &config.blocked_peers {
+            client
+                .block_peer(*peer)
+                .await
+                .map_err(|source| FollowError::Block {
+                    peer: *peer,
+                    source,
+                })?;
+        }
         let receiver =
             crate::station::announce::AnnouncementReceiver::subscribe(client.clone(), station)
                 .await

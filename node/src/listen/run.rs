@@ -43,6 +43,8 @@ pub struct ListenConfig {
     pub output: ListenOutput,
     /// Where a stream output starts in the first window.
     pub start: StartAt,
+    /// Peers never connected to (`--block-peer`; see [`FollowConfig::blocked_peers`]).
+    pub blocked_peers: Vec<libp2p::PeerId>,
 }
 
 /// How listening ended (errors aside).
@@ -97,6 +99,7 @@ where
     let follow = FollowConfig {
         start_addrs: config.target.dial.iter().cloned().collect(),
         resolve_timeout: config.timeout,
+        blocked_peers: config.blocked_peers.clone(),
         ..FollowConfig::default()
     };
     let follower = Follower::start(network.client().clone(), store.clone(), station, follow)

@@ -10,6 +10,14 @@
 //! All names are flat (no folders), so they can never collide with the per-rendition
 //! segment folders.
 
+/// The look shared with the dashboard (`theme.css`), then the player's own rules: one
+/// stylesheet for the page to load.
+const PLAYER_CSS: &[u8] = concat!(
+    include_str!("../../assets/theme.css"),
+    include_str!("../../assets/player/player.css")
+)
+.as_bytes();
+
 /// The player's files, relative to the station root. `index.html` is the entry point.
 pub fn assets() -> &'static [(&'static str, &'static [u8])] {
     &[
@@ -17,10 +25,7 @@ pub fn assets() -> &'static [(&'static str, &'static [u8])] {
             "index.html",
             include_bytes!("../../assets/player/index.html"),
         ),
-        (
-            "player.css",
-            include_bytes!("../../assets/player/player.css"),
-        ),
+        ("player.css", PLAYER_CSS),
         ("player.js", include_bytes!("../../assets/player/player.js")),
         (
             "favicon.svg",

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use super::keeper::RelayState;
 use crate::follow::{FollowStatus, FollowedRoot};
 use crate::gateway::{BlockFetcher, Gateway, GatewayConfig, LocalNames};
+use crate::net::swarm::Client;
 
 /// What the status endpoint reads.
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct StatusSources {
     pub follow: watch::Receiver<FollowStatus>,
     pub roots: watch::Receiver<Option<FollowedRoot>>,
     pub state: watch::Receiver<RelayState>,
+    /// The relay's swarm: who it is connected to.
+    pub client: Client,
 }
 
 /// The gateway plus `/healthz` (200 once a root is held whole) and `/api/v1/relay`.
@@ -63,14 +66,14 @@ pub fn router(
         .route(
             "/api/v1/relay",
             get(move || {
-                let body = status_json(&sources).to_string();
+                let sources = sources.clone();
                 async move {
                     (
                         [
                             (header::CONTENT_TYPE, "application/json"),
                             (header::CACHE_CONTROL, "no-store"),
                         ],
-                        body,
+                        status_json(&sources).await.to_string(),
                     )
                 }
             }),
@@ -82,7 +85,16 @@ fn time(t: Option<SystemTime>) -> serde_json::Value {
 }
 
 /// The `GET /api/v1/relay` document.
-pub fn status_json(sources: &StatusSources) -> serde_json::Value {
+pub async fn status_json(sources: &StatusSources) -> serde_json::Value {
+    // Asked first: the watch borrows below must not be held across an await.
+    let peers = match sources.client.connected_peers().await {
+        Ok(peers) => peers,
+        Err(error) => {
+            tracing::debug!(%error, "connected peers unavailable for the status");
+            Vec::new()
+        }
+    };
+    let station_peer = crate::net::swarm::to_libp2p_peer_id(&sources.station);
     let follow = sources.follow.borrow().clone();
     let state = sources.state.borrow().clone();
     let now_playing = sources
@@ -109,5 +121,9 @@ pub fn status_json(sources: &StatusSources) -> serde_json::Value {
         "forwarded_sequence": state.forwarded_sequence,
         "forwarded_at": time(state.forwarded_at),
         "gc_removed_blocks": state.gc_removed_blocks,
+        // Whether the relay has a direct connection to the station (false for a relay that
+        // blocks it and follows through other relays).
+        "peers_connected": peers.len(),
+        "station_connected": peers.contains(&station_peer),
     })
 }

@@ -206,6 +206,7 @@ impl Relay {
             follow: self.follower.status(),
             roots: self.follower.roots(),
             state: self.state.clone(),
+            client: self.network.client().clone(),
         }
     }
 

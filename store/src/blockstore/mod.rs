@@ -1,4 +1,5 @@
-//! Blocks by CID: the [`Blockstore`] trait and its two backends.
+//! Blocks by CID: the [`Blockstore`] trait and its backends (memory, files + sled metadata,
+//! sled only).
 //!
 //! Blocks are keyed by CID, with one normalisation: a CIDv0 is stored and looked up as the
 //! CIDv1 dag-pb CID with the same multihash (they name the same bytes), so a block added
@@ -13,9 +14,12 @@ use ipfm_protocol::cid::DAG_PB;
 
 use crate::error::Result;
 
+mod files;
 mod memory;
+mod read_cache;
 mod sled_store;
 
+pub use files::FileBlockstore;
 pub use memory::MemoryBlockstore;
 pub use sled_store::SledBlockstore;
 

@@ -1,4 +1,6 @@
-//! Blocks in sled, the embedded database that also holds pins and station state.
+//! Blocks in sled, the embedded database that also holds pins and station state: the
+//! layout before block files (`files.rs`), kept as a backend of its own for comparison and
+//! as the source of the migration in `FileBlockstore::open`.
 //!
 //! Two trees, always changed together in one sled transaction so a crash never leaves one
 //! without the other:
@@ -16,8 +18,8 @@ use super::{from_millis, now_millis, storage_cid, to_millis, BlockInfo, Blocksto
 use crate::blocking;
 use crate::error::{Result, StoreError};
 
-const BLOCKS_TREE: &str = "blocks";
-const META_TREE: &str = "block_meta";
+pub(super) const BLOCKS_TREE: &str = "blocks";
+pub(super) const META_TREE: &str = "block_meta";
 const META_LEN: usize = 16;
 
 /// A [`Blockstore`] in a sled database. Cloning gives another handle to the same trees.
@@ -48,7 +50,7 @@ impl SledBlockstore {
     }
 }
 
-fn encode_meta(inserted_at_ms: u64, size: u64) -> [u8; META_LEN] {
+pub(super) fn encode_meta(inserted_at_ms: u64, size: u64) -> [u8; META_LEN] {
     let mut out = [0; META_LEN];
     out[..8].copy_from_slice(&inserted_at_ms.to_be_bytes());
     out[8..].copy_from_slice(&size.to_be_bytes());
@@ -56,7 +58,7 @@ fn encode_meta(inserted_at_ms: u64, size: u64) -> [u8; META_LEN] {
 }
 
 /// (insertion time in ms, size)
-fn decode_meta(value: &[u8]) -> Result<(u64, u64)> {
+pub(super) fn decode_meta(value: &[u8]) -> Result<(u64, u64)> {
     let value: &[u8; META_LEN] = value.try_into().map_err(|_| StoreError::Corrupt {
         what: "block metadata",
         detail: format!("{} bytes instead of {META_LEN}", value.len()),
@@ -68,20 +70,46 @@ fn decode_meta(value: &[u8]) -> Result<(u64, u64)> {
     ))
 }
 
-fn decode_key(key: &[u8]) -> Result<Cid> {
+pub(super) fn decode_key(key: &[u8]) -> Result<Cid> {
     Cid::try_from(key).map_err(|e| StoreError::Corrupt {
         what: "block key",
         detail: e.to_string(),
     })
 }
 
-fn info(key: &[u8], meta: &[u8]) -> Result<BlockInfo> {
+pub(super) fn info(key: &[u8], meta: &[u8]) -> Result<BlockInfo> {
     let (inserted_at_ms, size) = decode_meta(meta)?;
     Ok(BlockInfo {
         cid: decode_key(key)?,
         size,
         inserted_at: from_millis(inserted_at_ms),
     })
+}
+
+/// (insertion time in ms, size) of the block stored under `key` in the metadata tree.
+pub(super) fn read_meta(meta: &sled::Tree, key: &[u8]) -> Result<Option<(u64, u64)>> {
+    meta.get(key)
+        .map_err(StoreError::db("reading block metadata"))?
+        .map(|value| decode_meta(&value))
+        .transpose()
+}
+
+/// The [`BlockInfo`] of the block stored under `key` in the metadata tree.
+pub(super) fn read_info(meta: &sled::Tree, key: &[u8]) -> Result<Option<BlockInfo>> {
+    meta.get(key)
+        .map_err(StoreError::db("reading block metadata"))?
+        .map(|value| info(key, &value))
+        .transpose()
+}
+
+/// Every block's [`BlockInfo`], from the metadata tree alone.
+pub(super) fn list_infos(meta: &sled::Tree) -> Result<Vec<BlockInfo>> {
+    meta.iter()
+        .map(|entry| {
+            let (key, value) = entry.map_err(StoreError::db("listing blocks"))?;
+            info(&key, &value)
+        })
+        .collect()
 }
 
 fn transaction_error(op: &'static str) -> impl FnOnce(TransactionError<StoreError>) -> StoreError {
@@ -150,29 +178,12 @@ impl Blockstore for SledBlockstore {
 
     async fn block_info(&self, cid: &Cid) -> Result<Option<BlockInfo>> {
         let (tree, key) = (self.meta.clone(), Self::key(cid));
-        blocking(move || {
-            match tree
-                .get(&key)
-                .map_err(StoreError::db("reading block metadata"))?
-            {
-                Some(meta) => Ok(Some(info(&key, &meta)?)),
-                None => Ok(None),
-            }
-        })
-        .await
+        blocking(move || read_info(&tree, &key)).await
     }
 
     async fn blocks(&self) -> Result<Vec<BlockInfo>> {
         let tree = self.meta.clone();
-        blocking(move || {
-            tree.iter()
-                .map(|entry| {
-                    let (key, meta) = entry.map_err(StoreError::db("listing blocks"))?;
-                    info(&key, &meta)
-                })
-                .collect()
-        })
-        .await
+        blocking(move || list_infos(&tree)).await
     }
 
     async fn delete_if_inserted_before(

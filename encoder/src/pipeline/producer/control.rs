@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Producer, SegmentJob};
+use super::{Producer, SegmentInfo};
 use crate::config::SAMPLE_RATE;
 use crate::control::{self, Command, QueuedSource};
 use crate::demo;
@@ -64,7 +64,7 @@ impl Producer {
     }
 
     /// Shows the segment's latest source as now playing, and what comes next.
-    pub(super) fn publish_playing(&self, job: &SegmentJob) {
+    pub(super) fn publish_playing(&self, job: &SegmentInfo) {
         let now = job
             .changes
             .last()

@@ -27,23 +27,36 @@ use crate::Mode;
 use lookahead::Upcoming;
 use rescan::Rescan;
 
-/// One segment's samples and metadata, shared by every rendition thread.
+/// One segment's samples and what it is, shared by every rendition thread.
 #[derive(Debug)]
 pub(crate) struct SegmentJob {
+    /// Kept by each rendition until the segment is muxed, after the samples are gone.
+    pub info: Arc<SegmentInfo>,
+    /// Interleaved stereo (the job itself is shared, so no second `Arc`). The
+    /// largest thing in flight (750 KiB for 2 s), freed once every rendition has
+    /// encoded it rather than once every rendition has muxed it: the AAC
+    /// encoder's delay keeps a segment waiting for its last packets until the
+    /// next segment is encoded.
+    pub samples: Vec<f32>,
+}
+
+/// A segment apart from its samples: what its muxing and its event need.
+#[derive(Debug)]
+pub(crate) struct SegmentInfo {
     pub sequence: u64,
     pub start: u64,
-    /// Interleaved stereo (the job itself is shared, so no second `Arc`).
-    pub samples: Vec<f32>,
+    /// Samples per channel.
+    pub frames: u64,
     pub now_playing: NowPlaying,
     pub changes: Vec<(u64, NowPlaying)>,
     pub discontinuity: bool,
     pub position: PlayoutPosition,
 }
 
-impl SegmentJob {
+impl SegmentInfo {
     /// First sample after the segment.
     pub fn end(&self) -> u64 {
-        self.start + (self.samples.len() / CHANNELS) as u64
+        self.start + self.frames
     }
 }
 
@@ -144,6 +157,16 @@ impl Producer {
         let started = Instant::now();
         let mut sent = 0u32;
         loop {
+            if self.mode == Mode::Realtime {
+                // At most one segment ahead of the wall clock. Waiting before the
+                // segment is rendered rather than after keeps no segment's samples
+                // (750 KiB for 2 s) in memory through the wait, and a skip asked for
+                // meanwhile applies to the very next segment.
+                let due = started + samples_to_duration(segment_len as u64) * sent;
+                if !self.wait_until(due) {
+                    return;
+                }
+            }
             self.poll_commands();
             self.maybe_rescan();
             self.prepare_ahead(&mut mixer);
@@ -178,19 +201,12 @@ impl Producer {
             let Some(cut) = mixer.cut(start, samples) else {
                 return;
             };
-            if self.mode == Mode::Realtime {
-                // At most one segment ahead of the wall clock.
-                let due = started + samples_to_duration(segment_len as u64) * sent;
-                if !self.wait_until(due) {
-                    return;
-                }
-            }
             let discontinuity = sent == 0 && self.resumed;
             if discontinuity {
                 discontinuity_sequence += 1;
             }
             let job = self.job(cut, sequence, discontinuity, discontinuity_sequence);
-            self.publish_playing(&job);
+            self.publish_playing(&job.info);
             if !self.send(job) {
                 return;
             }
@@ -209,15 +225,19 @@ impl Producer {
         let mut position = cut.position;
         position.media_sequence = sequence + 1;
         position.discontinuity_sequence = discontinuity_sequence;
-        position.media_samples = cut.start + (cut.samples.len() / CHANNELS) as u64;
+        let frames = (cut.samples.len() / CHANNELS) as u64;
+        position.media_samples = cut.start + frames;
         Arc::new(SegmentJob {
-            sequence,
-            start: cut.start,
+            info: Arc::new(SegmentInfo {
+                sequence,
+                start: cut.start,
+                frames,
+                now_playing: cut.now_playing,
+                changes: cut.changes,
+                discontinuity,
+                position,
+            }),
             samples: cut.samples,
-            now_playing: cut.now_playing,
-            changes: cut.changes,
-            discontinuity,
-            position,
         })
     }
 

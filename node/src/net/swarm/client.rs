@@ -70,6 +70,10 @@ pub(super) enum Command {
     ConnectedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    BlockPeer {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
     GetBlock {
         cid: Cid,
         timeout: Duration,
@@ -182,6 +186,13 @@ impl Client {
 
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetError> {
         self.request(|reply| Command::ConnectedPeers { reply })
+            .await
+    }
+
+    /// Never connect to `peer` again: its open connections close, dials to it fail and its
+    /// inbound connections are refused. Returns whether it was not blocked already.
+    pub async fn block_peer(&self, peer: PeerId) -> Result<bool, NetError> {
+        self.request(|reply| Command::BlockPeer { peer, reply })
             .await
     }
 

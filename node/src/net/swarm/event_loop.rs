@@ -136,6 +136,11 @@ impl EventLoop {
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
+            Command::BlockPeer { peer, reply } => {
+                let newly = self.swarm.behaviour_mut().blocked.block_peer(peer);
+                tracing::info!(%peer, "peer blocked");
+                let _ = reply.send(newly);
+            }
             Command::GetBlock {
                 cid,
                 timeout,

@@ -14,8 +14,8 @@ use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    autonat, connection_limits, dcutr, gossipsub, identify, kad, noise, ping, relay, tcp, yamux,
-    Multiaddr, StreamProtocol, Swarm, SwarmBuilder,
+    allow_block_list, autonat, connection_limits, dcutr, gossipsub, identify, kad, noise, ping,
+    relay, tcp, yamux, Multiaddr, StreamProtocol, Swarm, SwarmBuilder,
 };
 
 use crate::net::bitswap;
@@ -101,6 +101,9 @@ pub struct NetworkConfig {
     pub provider_publication_interval: Duration,
     /// How long this node keeps provider records other peers announce to it.
     pub provider_record_ttl: Duration,
+    /// Peers this node never connects to: dials to them fail and their inbound connections
+    /// are closed (an operator's `--block-peer`; [`Client::block_peer`] adds more later).
+    pub blocked_peers: Vec<libp2p::PeerId>,
 }
 
 impl NetworkConfig {
@@ -120,6 +123,7 @@ impl NetworkConfig {
             lan_dht_server: true,
             provider_publication_interval: DEFAULT_PROVIDER_PUBLICATION_INTERVAL,
             provider_record_ttl: DEFAULT_PROVIDER_RECORD_TTL,
+            blocked_peers: Vec::new(),
         }
     }
 
@@ -167,6 +171,8 @@ pub fn is_private_addr(addr: &Multiaddr) -> bool {
 /// Everything the node speaks.
 #[derive(NetworkBehaviour)]
 pub struct NodeBehaviour {
+    /// First, so a blocked peer's connection is refused before any other behaviour sees it.
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     limits: connection_limits::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -272,7 +278,12 @@ fn build_behaviour(
             kad
         })
         .into();
+    let mut blocked = allow_block_list::Behaviour::default();
+    for peer in &config.blocked_peers {
+        blocked.block_peer(*peer);
+    }
     Ok(NodeBehaviour {
+        blocked,
         limits: connection_limits::Behaviour::new(limits),
         identify,
         ping: ping::Behaviour::new(ping::Config::new()),
