@@ -15,7 +15,7 @@ use crate::common;
 use common::{http_get, tcp_addr, HttpResponse, InProcessRelay, InProcessStation};
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ed25519_dalek::SigningKey;
 use ipfm_encoder::EncoderConfig;
@@ -57,6 +57,20 @@ fn relay_config(station: PeerId, start: Vec<Multiaddr>) -> RelayConfig {
 
 async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
     http_get(addr, path, WAIT).await
+}
+
+/// GET `path` until it answers 200, within `WAIT`; the last answer. The follower counts a
+/// root in its status as soon as it holds it whole; the relay's keeper then pins it and
+/// hands its record to the gateway, so `/ipns/` serves it a moment later.
+async fn get_once_served(addr: SocketAddr, path: &str) -> HttpResponse {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let response = get(addr, path).await;
+        if response.status == 200 || Instant::now() >= deadline {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The last segment URI of an HLS playlist.
@@ -654,7 +668,7 @@ async fn a_peer_serving_wrong_hash_blocks_is_dropped_and_the_relay_keeps_followi
         );
         // The relay's gateway serves the station's bytes under its name.
         let path = format!("/ipns/{k51}/segment-{sequence}.ts");
-        let segment = get(relay.info.listen, &path).await;
+        let segment = get_once_served(relay.info.listen, &path).await;
         assert_eq!(segment.status, 200, "{path}");
         assert_eq!(segment.roots.first(), Some(&update.root.to_string()));
         assert!(
