@@ -101,7 +101,7 @@ pub struct IpnsTable {
     /// goes out at the next slot (`ipns.dht_put_interval_secs`, env
     /// `IPFM_IPNS_DHT_PUT_INTERVAL_SECS`, flag `--ipns-dht-put-interval-secs`; ≥ 1, default 60).
     pub dht_put_interval_secs: Option<u64>,
-    /// Delegated routing endpoints (`http://host[:port][/prefix]`) to `PUT
+    /// Delegated routing endpoints (`http[s]://host[:port][/prefix]`) to `PUT
     /// /routing/v1/ipns/{name}` to (env `IPFM_IPNS_DELEGATED_ROUTING`, comma-separated;
     /// flag `--delegated-routing`, repeatable).
     pub delegated_routing: Option<Vec<String>>,

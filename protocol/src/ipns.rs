@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::cbor::{self, CborError, Value};
-use crate::peer::{decode_public_key, PeerError, PeerId, PublicKey};
+use crate::peer::{decode_public_key, PeerError, PeerId, PublicKey, KEY_TYPE_RSA};
 
 /// Largest record accepted (boxo `MaxRecordSize`, 10 KiB).
 pub const MAX_RECORD_SIZE: usize = 10 * 1024;
@@ -79,7 +79,7 @@ pub enum IpnsError {
     PublicKeyMismatch,
     #[error("name does not inline its public key and the record does not carry one")]
     PublicKeyNotFound,
-    #[error("key type {0} is not supported (only Ed25519 = 1)")]
+    #[error("key type {0} is not supported (only RSA = 0 and Ed25519 = 1)")]
     UnsupportedKeyType(i32),
     #[error("signatureV2 does not verify")]
     InvalidSignature,
@@ -248,18 +248,10 @@ impl IpnsRecord {
         if self.raw.len() > MAX_RECORD_SIZE {
             return Err(IpnsError::TooLarge(self.raw.len()));
         }
-        let key = match self.public_key(name)? {
-            PublicKey::Ed25519(key) => key,
-            PublicKey::Other { key_type, .. } => {
-                return Err(IpnsError::UnsupportedKeyType(key_type))
-            }
-        };
-        let signature_bytes = self.entry.signature_v2.as_deref().unwrap_or_default();
-        let signature = ed25519_dalek::Signature::from_slice(signature_bytes)
-            .map_err(|_| IpnsError::InvalidSignature)?;
+        let key = self.public_key(name)?;
+        let signature = self.entry.signature_v2.as_deref().unwrap_or_default();
         let cbor_data = self.entry.data.as_deref().unwrap_or_default();
-        key.verify(&signature_v2_payload(cbor_data), &signature)
-            .map_err(|_| IpnsError::InvalidSignature)?;
+        verify_signature(&key, &signature_v2_payload(cbor_data), signature)?;
 
         let has_v1_value = !self.entry.value.as_deref().unwrap_or_default().is_empty();
         let has_v1_signature = !self
@@ -357,6 +349,36 @@ impl IpnsRecord {
 }
 
 /// The bytes signatureV2 covers: "ipns-signature:" ‖ data.
+/// Verify `signature` over `payload` as go-libp2p's `PubKey.Verify` does for the key types
+/// IPNS names use: Ed25519, and RSA (PKCS#1 v1.5 over SHA-256, 2048 to 8192 bits: the key
+/// type of older Kubo identities, whose names are the sha2-256 of the key and whose records
+/// carry it in `pubKey`). Secp256k1 and ECDSA names are refused as unsupported.
+fn verify_signature(key: &PublicKey, payload: &[u8], signature: &[u8]) -> Result<(), IpnsError> {
+    match key {
+        PublicKey::Ed25519(key) => {
+            let signature = ed25519_dalek::Signature::from_slice(signature)
+                .map_err(|_| IpnsError::InvalidSignature)?;
+            key.verify(payload, &signature)
+                .map_err(|_| IpnsError::InvalidSignature)
+        }
+        PublicKey::Other {
+            key_type: KEY_TYPE_RSA,
+            data,
+        } => {
+            let key = libp2p_identity::rsa::PublicKey::try_decode_x509(data)
+                .map_err(|_| IpnsError::InvalidPublicKey(PeerError::InvalidRsaKey))?;
+            // ring refuses keys outside 2048..=8192 bits here, as go-libp2p refuses them
+            // when it unmarshals the key.
+            if key.verify(payload, signature) {
+                Ok(())
+            } else {
+                Err(IpnsError::InvalidSignature)
+            }
+        }
+        PublicKey::Other { key_type, .. } => Err(IpnsError::UnsupportedKeyType(*key_type)),
+    }
+}
+
 fn signature_v2_payload(cbor_data: &[u8]) -> Vec<u8> {
     [SIGNATURE_V2_PREFIX, cbor_data].concat()
 }

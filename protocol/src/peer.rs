@@ -40,6 +40,8 @@ pub enum PeerError {
     InvalidProtobuf(&'static str),
     #[error("invalid Ed25519 public key")]
     InvalidEd25519Key,
+    #[error("invalid RSA public key (not a DER SubjectPublicKeyInfo)")]
+    InvalidRsaKey,
 }
 
 /// A decoded libp2p public key.

@@ -1,8 +1,9 @@
 // Create and sign an IPNS record with npm `ipns` (the reference JS implementation) for a fresh
-// Ed25519 key, so ipfm's parser and validator can be checked against records it did not make.
+// key, so ipfm's parser and validator can be checked against records it did not make.
 //
-// Usage: node tests/interop/ipns_create.mjs OUT_RECORD_FILE [VALUE [SEQUENCE [LIFETIME_MS]]]
-//   VALUE defaults to /ipfs/<CIDv1 of "hello from npm ipns">, SEQUENCE to 7, LIFETIME_MS to 1 hour.
+// Usage: node tests/interop/ipns_create.mjs OUT_RECORD_FILE [VALUE [SEQUENCE [LIFETIME_MS [KEY_TYPE]]]]
+//   VALUE defaults to /ipfs/<CIDv1 of "hello from npm ipns">, SEQUENCE to 7, LIFETIME_MS to 1 hour,
+//   KEY_TYPE to Ed25519 (or RSA: a 2048-bit key, whose record carries it in pubKey as Kubo's do).
 // Writes the marshalled record (V1+V2 compatible, npm's default) to OUT_RECORD_FILE and prints
 // one line of JSON: {"name":"k51…","peer_id":"12D3KooW…","value":"/ipfs/…","sequence":N,
 //                    "validity":"<RFC 3339 EOL>","ttl":NANOSECONDS}
@@ -20,12 +21,15 @@ async function defaultValue () {
   return `/ipfs/${CID.createV1(raw.code, await sha256.digest(bytes)).toString()}`
 }
 
-async function main ([out, value, sequence = '7', lifetimeMs = '3600000']) {
+async function main ([out, value, sequence = '7', lifetimeMs = '3600000', keyType = 'Ed25519']) {
   if (out === undefined) {
-    throw new Error('usage: ipns_create.mjs OUT_RECORD_FILE [VALUE [SEQUENCE [LIFETIME_MS]]]')
+    throw new Error('usage: ipns_create.mjs OUT_RECORD_FILE [VALUE [SEQUENCE [LIFETIME_MS [KEY_TYPE]]]]')
   }
   value = value ?? await defaultValue()
-  const key = await generateKeyPair('Ed25519')
+  if (keyType !== 'Ed25519' && keyType !== 'RSA') {
+    throw new Error(`KEY_TYPE must be Ed25519 or RSA, not ${keyType}`)
+  }
+  const key = keyType === 'RSA' ? await generateKeyPair('RSA', 2048) : await generateKeyPair('Ed25519')
   const peerId = peerIdFromPrivateKey(key)
   const record = await createIPNSRecord(key, value, BigInt(sequence), Number(lifetimeMs))
   await writeFile(out, marshalIPNSRecord(record))

@@ -1,8 +1,8 @@
 //! ipfm against the reference JavaScript implementations from npm:
 //! - `ipfs-unixfs-importer` with Kubo's `ipfs add` parameters: the builder's default CIDv1
 //!   raw-leaves mode (= `ipfs add --cid-version=1`), its CIDv0 mode, and a nested directory;
-//! - `ipns`: records signed by ipfm pass npm's `ipnsValidator`, records made by npm pass
-//!   ipfm's parser and validator, and tampered records fail both.
+//! - `ipns`: records signed by ipfm pass npm's `ipnsValidator`, records made by npm (Ed25519
+//!   and RSA keys) pass ipfm's parser and validator, and tampered records fail both.
 //!
 //! Needs the harness from `make deps` (`tests/interop/node_modules`).
 
@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use common::{
     build_dir_tree, check_file_dag, flip_in_field, flip_value_in_signed_data, importer_cids,
     lookup, npm_create_record, npm_validate, write_nested_dir, write_sized_files, CidComparison,
-    NpmVerdict, IPNS_FIELD_SIGNATURE_V2, IPNS_FIELD_VALUE,
+    NpmKeyType, NpmVerdict, IPNS_FIELD_SIGNATURE_V2, IPNS_FIELD_VALUE,
 };
 use ed25519_dalek::SigningKey;
 use ipfm_protocol::builder::{build_file, CidMode};
@@ -131,14 +131,29 @@ fn ipfm_signed_records_are_accepted_by_npm_ipns() {
 
 #[test]
 fn npm_ipns_records_are_parsed_and_validated_by_ipfm() {
+    npm_records_are_parsed_and_validated_by_ipfm(NpmKeyType::Ed25519);
+}
+
+/// Older Kubo identities are RSA: their names hash the key, and their records carry it.
+#[test]
+fn npm_ipns_records_signed_with_rsa_keys_are_validated_by_ipfm() {
+    npm_records_are_parsed_and_validated_by_ipfm(NpmKeyType::Rsa);
+}
+
+fn npm_records_are_parsed_and_validated_by_ipfm(key_type: NpmKeyType) {
     let scratch = tempfile::tempdir().expect("temp dir");
     for sequence in [7, (1 << 60) + 3] {
-        let npm = npm_create_record(sequence, scratch.path());
+        let npm = npm_create_record(sequence, key_type, scratch.path());
         let name = PeerId::parse(&npm.name)
             .unwrap_or_else(|e| panic!("ipfm cannot parse npm's name {}: {e}", npm.name));
         let by_peer_id = PeerId::parse(&npm.peer_id)
             .unwrap_or_else(|e| panic!("ipfm cannot parse npm's peer id {}: {e}", npm.peer_id));
         assert_eq!(name, by_peer_id, "k51 name and peer id of one key");
+        assert_eq!(
+            name.ed25519_public_key().is_none(),
+            key_type == NpmKeyType::Rsa,
+            "only an Ed25519 name inlines its key ({key_type:?}: {name})"
+        );
         assert_eq!(
             name.to_ipns_name(),
             npm.name,
@@ -233,7 +248,10 @@ fn tampered_ipfm_record_is_rejected_by_both() {
 #[test]
 fn tampered_npm_record_is_rejected_by_both() {
     let scratch = tempfile::tempdir().expect("temp dir");
-    let npm = npm_create_record(5, scratch.path());
-    let name = PeerId::parse(&npm.name).expect("npm's name parses");
-    assert_tampering_rejected_by_both("npm ipns", &npm.bytes, &name, &npm.value);
+    for key_type in [NpmKeyType::Ed25519, NpmKeyType::Rsa] {
+        let npm = npm_create_record(5, key_type, scratch.path());
+        let name = PeerId::parse(&npm.name).expect("npm's name parses");
+        let origin = format!("npm ipns ({key_type:?} key)");
+        assert_tampering_rejected_by_both(&origin, &npm.bytes, &name, &npm.value);
+    }
 }

@@ -243,7 +243,7 @@ fn wrong_name_and_embedded_keys() {
         Err(IpnsError::PublicKeyMismatch)
     );
 
-    // A hashed (RSA-style) name needs the key in the record, and RSA is not verified.
+    // A hashed (RSA-style) name needs the key in the record, and it must be a real key.
     let rsa_key = crate::peer::encode_public_key(crate::peer::KEY_TYPE_RSA, &[1u8; 270]);
     let rsa_name = PeerId::from_public_key_protobuf(&rsa_key);
     assert_eq!(
@@ -253,8 +253,92 @@ fn wrong_name_and_embedded_keys() {
     let with_rsa = tampered(&record, |e| e.pub_key = Some(rsa_key.clone())).unwrap();
     assert_eq!(
         with_rsa.validate(&rsa_name, at(0)),
-        Err(IpnsError::UnsupportedKeyType(0))
+        Err(IpnsError::InvalidPublicKey(PeerError::InvalidRsaKey))
     );
+
+    // Other key types are named as unsupported.
+    let secp_key = crate::peer::encode_public_key(crate::peer::KEY_TYPE_SECP256K1, &[2u8; 33]);
+    let secp_name = PeerId::from_public_key_protobuf(&secp_key);
+    let with_secp = tampered(&record, |e| e.pub_key = Some(secp_key.clone())).unwrap();
+    assert_eq!(
+        with_secp.validate(&secp_name, at(0)),
+        Err(IpnsError::UnsupportedKeyType(
+            crate::peer::KEY_TYPE_SECP256K1
+        ))
+    );
+}
+
+/// An RSA keypair from a PKCS#8 file made as ring documents it: `openssl genpkey -algorithm
+/// RSA -pkeyopt rsa_keygen_bits:2048 | openssl pkcs8 -topk8 -nocrypt -outform der`.
+fn rsa_key(pkcs8: &[u8]) -> libp2p_identity::rsa::Keypair {
+    libp2p_identity::rsa::Keypair::try_decode_pkcs8(&mut pkcs8.to_vec()).unwrap()
+}
+
+/// A record for `value` signed (V1 and V2) by an RSA key, with the key in `pubKey`, as
+/// Kubo makes it for an RSA identity; and the key's name (sha2-256 peer id).
+fn rsa_signed_record(rsa: &libp2p_identity::rsa::Keypair, sequence: u64) -> (IpnsRecord, PeerId) {
+    // Any key gives the same data: sign that again with RSA.
+    let data_from = IpnsRecord::create(
+        &key(1),
+        VALUE,
+        sequence,
+        at(10_000),
+        Duration::from_secs(60),
+    );
+    let public = crate::peer::encode_public_key(KEY_TYPE_RSA, &rsa.public().encode_x509());
+    let cbor_data = data_from.entry().data.clone().unwrap();
+    let signature_v2 = rsa.sign(&signature_v2_payload(&cbor_data)).unwrap();
+    let signature_v1 = rsa
+        .sign(&signature_v1_payload(
+            &data_from.data.value,
+            &data_from.data.validity,
+        ))
+        .unwrap();
+    let record = tampered(&data_from, |e| {
+        e.pub_key = Some(public.clone());
+        e.signature_v2 = Some(signature_v2);
+        e.signature_v1 = Some(signature_v1);
+    })
+    .unwrap();
+    (record, PeerId::from_public_key_protobuf(&public))
+}
+
+#[test]
+fn rsa_signed_records_validate_under_their_hashed_name() {
+    let rsa = rsa_key(include_bytes!("rsa-2048-test-key.pk8"));
+    let (record, name) = rsa_signed_record(&rsa, 3);
+    assert_eq!(
+        name.ed25519_public_key(),
+        None,
+        "an RSA name hashes its key"
+    );
+    record.validate(&name, at(0)).unwrap();
+    assert_eq!(record.sequence(), 3);
+
+    // Not under another name, not with the signature or the data changed, not expired.
+    let other = PeerId::from_ed25519(&key(2).verifying_key());
+    assert_eq!(
+        record.validate(&other, at(0)),
+        Err(IpnsError::PublicKeyMismatch)
+    );
+    let mut bad_signature = record.entry().signature_v2.clone().unwrap();
+    bad_signature[10] ^= 1;
+    let forged = tampered(&record, |e| e.signature_v2 = Some(bad_signature)).unwrap();
+    assert_eq!(
+        forged.validate(&name, at(0)),
+        Err(IpnsError::InvalidSignature)
+    );
+    let truncated = tampered(&record, |e| e.signature_v2 = Some(vec![1; 16])).unwrap();
+    assert_eq!(
+        truncated.validate(&name, at(0)),
+        Err(IpnsError::InvalidSignature)
+    );
+    let resequenced = {
+        let (other_data, _) = rsa_signed_record(&rsa, 4);
+        tampered(&record, |e| e.data = other_data.entry().data.clone()).unwrap()
+    };
+    assert!(resequenced.validate(&name, at(0)).is_err());
+    assert_eq!(record.validate(&name, at(20_000)), Err(IpnsError::Expired));
 }
 
 #[test]

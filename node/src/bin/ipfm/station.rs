@@ -69,7 +69,7 @@ pub struct StationArgs {
     /// At most one IPNS DHT put per this many seconds (≥ 1) [default: 60].
     #[arg(long)]
     ipns_dht_put_interval_secs: Option<u64>,
-    /// Delegated routing endpoint (http://host[:port]) to PUT each IPNS record to, rate
+    /// Delegated routing endpoint (http[s]://host[:port][/prefix]) to PUT each IPNS record to, rate
     /// limited like the DHT put (repeatable).
     #[arg(long = "delegated-routing", value_name = "URL")]
     delegated_routing: Vec<String>,

@@ -3,10 +3,13 @@
 //! Kubo with `Gateway.ExposeRoutingAPI`, …), which then answers `GET` for it.
 //!
 //! The client is hyper's HTTP/1.1 connection API, already in the dependency tree through
-//! axum; plain `http://` endpoints only (no TLS stack is linked in). Failures are the
-//! caller's to log: a router being down never stops the station.
+//! axum, over plain TCP for `http://` endpoints and over rustls for `https://` ones (the
+//! rustls and aws-lc-rs that QUIC already links; certificates checked against the Mozilla
+//! roots compiled in by `webpki-roots`, so a slim container needs no CA bundle). Failures
+//! are the caller's to log: a router being down never stops the station.
 
 use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,6 +17,8 @@ use axum::http::{header, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use ipfm_protocol::ipns::IpnsRecord;
 use ipfm_protocol::peer::PeerId;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The record's media type in the routing API.
 pub const IPNS_RECORD_CONTENT_TYPE: &str = "application/vnd.ipfs.ipns-record";
@@ -21,7 +26,7 @@ pub const IPNS_RECORD_CONTENT_TYPE: &str = "application/vnd.ipfs.ipns-record";
 /// Why an endpoint cannot be used or a PUT failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum DelegatedError {
-    #[error("{0:?} is not an http:// URL (https is not supported)")]
+    #[error("{0:?} is not an http:// or https:// URL without user info or query")]
     BadEndpoint(String),
     #[error("{endpoint}: {reason}")]
     Request { endpoint: String, reason: String },
@@ -34,15 +39,58 @@ pub enum DelegatedError {
     Timeout(String),
 }
 
-/// A delegated routing endpoint: `http://host[:port][/prefix]`; the routing API is under
+/// A delegated routing endpoint: `http[s]://host[:port][/prefix]`; the routing API is under
 /// `{prefix}/routing/v1/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DelegatedEndpoint {
+    /// `Some` for https: how the router's certificate is checked.
+    tls: Option<TlsRoots>,
     host: String,
     port: u16,
     /// Path before `/routing/v1`, without a trailing slash (often empty).
     prefix: String,
 }
+
+/// The client TLS settings of an https endpoint; endpoints compare equal when they trust
+/// the same roots object.
+#[derive(Clone)]
+struct TlsRoots(Arc<rustls::ClientConfig>);
+
+impl PartialEq for TlsRoots {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TlsRoots {}
+
+impl std::fmt::Debug for TlsRoots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsRoots")
+    }
+}
+
+/// TLS 1.2/1.3 with aws-lc-rs (rustls' provider in this build, through QUIC) and HTTP/1.1
+/// offered by ALPN.
+fn client_config(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("aws-lc-rs supports rustls' default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// The default for https endpoints: the Mozilla root program's CAs (`webpki-roots`), built
+/// once and shared by every endpoint.
+static WEB_PKI: LazyLock<TlsRoots> = LazyLock::new(|| {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    TlsRoots(client_config(roots))
+});
 
 impl FromStr for DelegatedEndpoint {
     type Err = DelegatedError;
@@ -50,7 +98,12 @@ impl FromStr for DelegatedEndpoint {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = || DelegatedError::BadEndpoint(text.to_owned());
         let uri: Uri = text.parse().map_err(|_| bad())?;
-        if uri.scheme_str() != Some("http") || uri.query().is_some() {
+        let (tls, default_port) = match uri.scheme_str() {
+            Some("http") => (None, 80),
+            Some("https") => (Some(WEB_PKI.clone()), 443),
+            _ => return Err(bad()),
+        };
+        if uri.query().is_some() {
             return Err(bad());
         }
         let authority = uri.authority().ok_or_else(bad)?;
@@ -58,8 +111,9 @@ impl FromStr for DelegatedEndpoint {
             return Err(bad());
         }
         Ok(DelegatedEndpoint {
+            tls,
             host: authority.host().to_owned(),
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(default_port),
             prefix: uri.path().trim_end_matches('/').to_owned(),
         })
     }
@@ -67,7 +121,8 @@ impl FromStr for DelegatedEndpoint {
 
 impl std::fmt::Display for DelegatedEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}:{}{}", self.host, self.port, self.prefix)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.prefix)
     }
 }
 
@@ -89,6 +144,15 @@ impl DelegatedEndpoint {
             .map_err(|_| DelegatedError::Timeout(self.to_string()))?
     }
 
+    /// This https endpoint, checking the router's certificate against `roots` instead of
+    /// the Mozilla roots (a router with a private CA; tests). An http endpoint stays as it is.
+    pub fn trusting(mut self, roots: rustls::RootCertStore) -> Self {
+        if self.tls.is_some() {
+            self.tls = Some(TlsRoots(client_config(roots)));
+        }
+        self
+    }
+
     async fn put_ipns_now(&self, name: &PeerId, record: &IpnsRecord) -> Result<(), DelegatedError> {
         let failed = |reason: String| DelegatedError::Request {
             endpoint: self.to_string(),
@@ -98,15 +162,6 @@ impl DelegatedEndpoint {
         let stream = tokio::net::TcpStream::connect((host, self.port))
             .await
             .map_err(|e| failed(format!("connecting: {e}")))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| failed(format!("HTTP handshake: {e}")))?;
-        // The connection future drives the socket; it ends when the exchange is over.
-        let driver = tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "delegated routing connection closed");
-            }
-        });
         let body = record.to_bytes();
         let request = Request::put(self.ipns_path(name))
             .header(header::HOST, format!("{}:{}", self.host, self.port))
@@ -114,9 +169,19 @@ impl DelegatedEndpoint {
             .header(header::CONTENT_LENGTH, body.len())
             .body(Body::from(body))
             .map_err(|e| failed(e.to_string()))?;
-        let response = sender.send_request(request).await;
-        driver.abort();
-        let status = response.map_err(|e| failed(e.to_string()))?.status();
+        let status = match &self.tls {
+            None => exchange(stream, request).await,
+            Some(TlsRoots(config)) => {
+                let server_name = ServerName::try_from(host.to_owned())
+                    .map_err(|e| failed(format!("TLS server name {host:?}: {e}")))?;
+                let stream = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(server_name, stream)
+                    .await
+                    .map_err(|e| failed(format!("TLS handshake: {e}")))?;
+                exchange(stream, request).await
+            }
+        }
+        .map_err(failed)?;
         if status.is_success() {
             Ok(())
         } else {
@@ -126,6 +191,25 @@ impl DelegatedEndpoint {
             })
         }
     }
+}
+
+/// One HTTP/1.1 request on `io`; the response's status.
+async fn exchange<Io>(io: Io, request: Request<Body>) -> Result<StatusCode, String>
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    // The connection future drives the socket; it ends when the exchange is over.
+    let driver = tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "delegated routing connection closed");
+        }
+    });
+    let response = sender.send_request(request).await;
+    driver.abort();
+    Ok(response.map_err(|e| e.to_string())?.status())
 }
 
 #[cfg(test)]
@@ -146,8 +230,13 @@ mod tests {
         assert!(prefixed
             .ipns_path(&name)
             .starts_with("/api/routing/v1/ipns/k51"));
+        let secure: DelegatedEndpoint = "https://delegated-ipfs.dev".parse().unwrap();
+        assert_eq!(secure.port, 443);
+        assert_eq!(secure.to_string(), "https://delegated-ipfs.dev:443");
+        assert_eq!(plain.to_string(), "http://127.0.0.1:8190");
         for bad in [
-            "https://delegated-ipfs.dev",
+            "ftp://router.local/",
+            "https://user@router.local/",
             "127.0.0.1:80",
             "http://user@host/",
             "http://h/?q=1",

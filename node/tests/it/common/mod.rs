@@ -223,7 +223,7 @@ pub fn npm_validate(record: &[u8], name: &str, scratch: &Path) -> NpmVerdict {
     }
 }
 
-/// A record made and signed by npm `ipns` for a fresh Ed25519 key.
+/// A record made and signed by npm `ipns` for a fresh key.
 #[derive(Debug)]
 pub struct NpmRecord {
     pub bytes: Vec<u8>,
@@ -235,14 +235,28 @@ pub struct NpmRecord {
     pub sequence: u64,
 }
 
-/// Have npm `ipns` create a record (value `/ipfs/…`, the given sequence, 1 hour lifetime).
-pub fn npm_create_record(sequence: u64, scratch: &Path) -> NpmRecord {
+/// The key type of a record made by npm `ipns` (`ipns_create.mjs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NpmKeyType {
+    Ed25519,
+    /// 2048-bit RSA, the key type of older Kubo identities: the name is the key's sha2-256
+    /// and the record carries the key in `pubKey`.
+    Rsa,
+}
+
+/// Have npm `ipns` create a record (value `/ipfs/…`, the given sequence, 1 hour lifetime)
+/// for a fresh key of `key_type`.
+pub fn npm_create_record(sequence: u64, key_type: NpmKeyType, scratch: &Path) -> NpmRecord {
     let file = scratch.join(format!("npm-record-{}.bin", unique_suffix()));
     let mut cmd = node_command("ipns_create.mjs");
     cmd.arg(&file)
         .arg("/ipfs/bafkreichkjnpwf2cqylnhsktavv2tdn4r3st6pzy3uvx6fxdcd33653hpi")
         .arg(sequence.to_string())
-        .arg("3600000");
+        .arg("3600000")
+        .arg(match key_type {
+            NpmKeyType::Ed25519 => "Ed25519",
+            NpmKeyType::Rsa => "RSA",
+        });
     let finished = run(cmd, NODE_TIMEOUT).expect_success();
     let json = finished.json();
     let text = |key: &str| -> String {
