@@ -3,7 +3,7 @@
 //! pushed over pubsub on Kubo's `/record/` topic, forged / expired / oversized / foreign
 //! records put by a raw Kademlia peer are refused and never served, a gateway resolves a
 //! remote station's name and fetches its content over bitswap, and every record is PUT to
-//! a delegated routing endpoint (an in-test HTTP server).
+//! a delegated routing endpoint (in-test HTTP and HTTPS servers).
 
 use crate::common;
 
@@ -17,7 +17,7 @@ use common::tcp_addr;
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use ipfm_node::gateway::{Gateway, LocalNames};
-use ipfm_node::net::ipns::{DelegatedEndpoint, IpnsPublishConfig};
+use ipfm_node::net::ipns::{DelegatedEndpoint, DelegatedError, IpnsPublishConfig};
 use ipfm_node::net::swarm::{spawn, Client, NetworkConfig, LAN_KAD_PROTOCOL};
 use ipfm_node::net::StoreBlocks;
 use ipfm_node::station::network::{P2pConfig, StationNetwork};
@@ -122,8 +122,11 @@ async fn stored_sequence(node: &Client, name: &PeerId) -> Option<u64> {
         .map(|r| r.sequence())
 }
 
-/// Wait until `network`'s LAN routing table holds `other` (a provider record the station
-/// announces is found at `other`): from then on DHT puts reach it.
+/// Wait until the station and `other` route to each other on the LAN DHT: `other` finds
+/// the station's provider record, and a probe record of a throwaway name that the station
+/// puts is stored at `other`. The first alone proves only that `other` knows the station
+/// (which answers for its own provider records); the second that the station's routing
+/// table holds `other`, so that from then on its DHT puts reach it.
 async fn wait_for_routing(network: &StationNetwork, other: &Client) {
     let cid = raw_cid(format!("routing probe {}", other.peer_id()).as_bytes());
     let station = network.client().peer_id();
@@ -131,6 +134,17 @@ async fn wait_for_routing(network: &StationNetwork, other: &Client) {
         let provided = network.client().start_providing(cid).await;
         let found = other.find_providers(cid).await.ok()?;
         (provided.is_ok() && found.contains(&station)).then_some(())
+    })
+    .await;
+    let probe_key = SigningKey::from_bytes(&rand::random());
+    let probe_name = name_of(&probe_key);
+    let probe = record(&probe_key, "/ipfs/bafkqaaa", 1, HOUR);
+    eventually("the station's DHT puts to reach the peer", || async {
+        let _ = network
+            .client()
+            .put_ipns_record_of(probe_name, probe.clone())
+            .await;
+        stored_sequence(other, &probe_name).await.map(|_| ())
     })
     .await;
 }
@@ -475,9 +489,10 @@ struct Put {
     body: Vec<u8>,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_slot_puts_the_newest_record_to_delegated_routers() {
-    let (puts_tx, mut puts) = mpsc::channel::<Put>(16);
+/// An in-test delegated router: `PUT /routing/v1/ipns/{name}` answers 200 and reports
+/// what it received.
+fn delegated_router() -> (axum::Router, mpsc::Receiver<Put>) {
+    let (puts_tx, puts) = mpsc::channel::<Put>(16);
     let router = axum::Router::new().route(
         "/routing/v1/ipns/{name}",
         axum::routing::put(
@@ -500,6 +515,29 @@ async fn every_slot_puts_the_newest_record_to_delegated_routers() {
             },
         ),
     );
+    (router, puts)
+}
+
+/// The PUT a router got for `name`: the record, with the routing API's media type.
+async fn received_put(puts: &mut mpsc::Receiver<Put>, name: &PeerId) -> IpnsRecord {
+    let put = tokio::time::timeout(WAIT, puts.recv())
+        .await
+        .expect("a PUT arrives in time")
+        .unwrap();
+    assert_eq!(PeerId::parse(&put.name).unwrap(), *name);
+    assert!(put.name.starts_with("k51"), "{}", put.name);
+    assert_eq!(
+        put.content_type.as_deref(),
+        Some("application/vnd.ipfs.ipns-record")
+    );
+    let received = IpnsRecord::from_bytes(&put.body).unwrap();
+    received.validate(name, SystemTime::now()).unwrap();
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_slot_puts_the_newest_record_to_delegated_routers() {
+    let (router, mut puts) = delegated_router();
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint: DelegatedEndpoint = format!("http://{}", http.local_addr().unwrap())
         .parse()
@@ -518,20 +556,80 @@ async fn every_slot_puts_the_newest_record_to_delegated_routers() {
     .await;
     // No DHT peer at all: the delegated PUT does not depend on the DHT put succeeding.
     publish(&network, name, record(&key, "/ipfs/bafkqaaa", 1, HOUR)).await;
-    let put = tokio::time::timeout(WAIT, puts.recv())
-        .await
-        .expect("a PUT arrives in time")
-        .unwrap();
-    assert_eq!(PeerId::parse(&put.name).unwrap(), name);
-    assert!(put.name.starts_with("k51"), "{}", put.name);
-    assert_eq!(
-        put.content_type.as_deref(),
-        Some("application/vnd.ipfs.ipns-record")
-    );
-    let received = IpnsRecord::from_bytes(&put.body).unwrap();
-    received.validate(&name, SystemTime::now()).unwrap();
+    let received = received_put(&mut puts, &name).await;
     assert_eq!(received.sequence(), 1);
     network.shutdown().await;
+}
+
+/// Serve `router` over TLS with a fresh self-signed certificate for `localhost`; the
+/// certificate, to trust it.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+) -> rustls::pki_types::CertificateDer<'static> {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key.into())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, router) = (acceptor.clone(), router.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake: nothing to serve.
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |request: Request<_>| {
+                    router.clone().oneshot(request.map(Body::new))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    cert
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_put_to_https_routers_whose_certificate_verifies() {
+    let (router, mut puts) = delegated_router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let cert = serve_tls(listener, router).await;
+    let key = station_key(31);
+    let name = name_of(&key);
+    let record = record(&key, "/ipfs/bafkqaaa", 4, HOUR);
+
+    // With the Mozilla roots (the default) the self-signed certificate is refused: the
+    // client checks what it talks to.
+    let default_roots: DelegatedEndpoint = url.parse().unwrap();
+    let refused = default_roots.put_ipns(&name, &record, WAIT).await;
+    match refused {
+        Err(DelegatedError::Request { reason, .. }) => {
+            assert!(reason.contains("TLS handshake"), "{reason}")
+        }
+        other => panic!("an untrusted certificate was not refused: {other:?}"),
+    }
+    assert!(puts.try_recv().is_err(), "nothing reached the router");
+
+    // Trusting the router's certificate, the PUT goes through TLS.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let trusted = url.parse::<DelegatedEndpoint>().unwrap().trusting(roots);
+    trusted.put_ipns(&name, &record, WAIT).await.unwrap();
+    let received = received_put(&mut puts, &name).await;
+    assert_eq!(received.to_bytes(), record.to_bytes());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -606,7 +704,8 @@ fn the_ipns_settings_merge_and_validate() {
     );
     for bad in [
         "[ipns]\ndht_put_interval_secs = 0\n",
-        "[ipns]\ndelegated_routing = [\"https://delegated-ipfs.dev\"]\n",
+        "[ipns]\ndelegated_routing = [\"ftp://delegated-ipfs.dev\"]\n",
+        "[ipns]\ndelegated_routing = [\"https://user@delegated-ipfs.dev\"]\n",
     ] {
         let message = StationSettings::from_toml(bad)
             .unwrap()
@@ -615,5 +714,15 @@ fn the_ipns_settings_merge_and_validate() {
             .to_string();
         assert!(message.contains("ipns."), "{bad}: {message}");
     }
+    let https = StationSettings::from_toml(
+        "[ipns]\ndelegated_routing = [\"https://delegated-ipfs.dev/\"]\n",
+    )
+    .unwrap()
+    .resolve()
+    .unwrap();
+    assert_eq!(
+        https.ipns.delegated_routing[0].to_string(),
+        "https://delegated-ipfs.dev:443"
+    );
     assert!(StationSettings::from_toml("[ipns]\ntypo = 1\n").is_err());
 }
