@@ -156,15 +156,29 @@ impl Message {
     /// Encode as the bare protobuf (no length prefix), in the 1.1.0+ form: blocks as
     /// `payload`.
     pub fn encode(&self) -> Vec<u8> {
-        self.to_pb().encode_to_vec()
+        self.clone().into_pb().encode_to_vec()
     }
 
-    fn to_pb(&self) -> pb::Message {
+    /// Encode with the uvarint length prefix, ready for a stream, consuming the message:
+    /// block bytes move into the protobuf struct and are written once, straight behind the
+    /// prefix (a server sends ~1 MiB of blocks per message, and every extra copy of them
+    /// showed in its profile).
+    pub fn into_framed(self) -> Vec<u8> {
+        let pb = self.into_pb();
+        let len = pb.encoded_len();
+        let mut out = Vec::with_capacity(len + varint::len(len as u64));
+        varint::write(len as u64, &mut out);
+        // A Vec grows as needed, so raw encoding cannot run out of room.
+        pb.encode_raw(&mut out);
+        out
+    }
+
+    fn into_pb(self) -> pb::Message {
         pb::Message {
-            wantlist: self.wantlist.as_ref().map(|wantlist| pb::Wantlist {
+            wantlist: self.wantlist.map(|wantlist| pb::Wantlist {
                 entries: wantlist
                     .entries
-                    .iter()
+                    .into_iter()
                     .map(|e| pb::Entry {
                         block: e.cid.to_bytes(),
                         priority: e.priority,
@@ -181,15 +195,15 @@ impl Message {
             blocks: Vec::new(),
             payload: self
                 .blocks
-                .iter()
+                .into_iter()
                 .map(|(cid, data)| pb::Block {
-                    prefix: cid_prefix(cid),
-                    data: data.clone(),
+                    prefix: cid_prefix(&cid),
+                    data,
                 })
                 .collect(),
             block_presences: self
                 .presences
-                .iter()
+                .into_iter()
                 .map(|p| pb::BlockPresence {
                     cid: p.cid.to_bytes(),
                     r#type: match p.presence {
@@ -313,13 +327,10 @@ fn cid_from_prefix(prefix: &[u8], data: &[u8]) -> Result<Cid, BitswapError> {
     }
 }
 
-/// Encode `message` with its uvarint length prefix, ready for a stream.
+/// Encode `message` with its uvarint length prefix, ready for a stream (a copy of
+/// [`Message::into_framed`] for callers that keep the message).
 pub fn encode_framed(message: &Message) -> Vec<u8> {
-    let body = message.encode();
-    let mut out = Vec::with_capacity(body.len() + varint::len(body.len() as u64));
-    varint::write(body.len() as u64, &mut out);
-    out.extend_from_slice(&body);
-    out
+    message.clone().into_framed()
 }
 
 /// Decode one length-prefixed message from the front of `buf`.

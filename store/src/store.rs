@@ -243,6 +243,10 @@ impl Blockstore for Store {
         dispatch!(self.put(cid, bytes))
     }
 
+    async fn put_verified(&self, cid: &Cid, bytes: Vec<u8>) -> Result<()> {
+        dispatch!(self.put_verified(cid, bytes))
+    }
+
     async fn has(&self, cid: &Cid) -> Result<bool> {
         dispatch!(self.has(cid))
     }

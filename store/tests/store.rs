@@ -153,6 +153,54 @@ async fn put_rejects_bytes_that_do_not_hash_to_the_cid(#[case] backend: Backend)
 #[case::files(Backend::Files)]
 #[case::sled(Backend::Sled)]
 #[tokio::test]
+async fn put_verified_stores_like_put(#[case] backend: Backend) {
+    let fx = open(backend).await;
+    let leaf = raw(b"bytes the network already hashed");
+    fx.store
+        .put_verified(&leaf.0, leaf.1.clone())
+        .await
+        .unwrap();
+    assert_eq!(fx.store.get(&leaf.0).await.unwrap(), Some(leaf.1.clone()));
+    // Again: one copy, a fresh insertion time.
+    let first = fx.store.block_info(&leaf.0).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    fx.store
+        .put_verified(&leaf.0, leaf.1.clone())
+        .await
+        .unwrap();
+    let second = fx.store.block_info(&leaf.0).await.unwrap().unwrap();
+    assert!(second.inserted_at > first.inserted_at);
+    assert_eq!(fx.store.len().await.unwrap(), 1);
+}
+
+/// The promise `put_verified` takes on trust is still checked where tests run (debug
+/// builds).
+#[cfg(debug_assertions)]
+#[rstest]
+#[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
+#[case::sled(Backend::Sled)]
+#[tokio::test]
+async fn put_verified_of_bytes_that_do_not_match_panics_in_debug_builds(#[case] backend: Backend) {
+    let fx = open(backend).await;
+    let store = fx.store.clone();
+    let cid = raw_cid(b"the real bytes");
+    let outcome =
+        tokio::spawn(async move { store.put_verified(&cid, b"other".to_vec()).await }).await;
+    // A panic on the caller's task (memory), or on the blocking pool, which the store
+    // reports as an error (files, sled); either way nothing is stored.
+    match outcome {
+        Err(join) => assert!(join.is_panic()),
+        Ok(result) => assert!(result.is_err(), "stored bytes that do not match"),
+    }
+    assert!(!fx.store.has(&cid).await.unwrap());
+}
+
+#[rstest]
+#[case::memory(Backend::Memory)]
+#[case::files(Backend::Files)]
+#[case::sled(Backend::Sled)]
+#[tokio::test]
 async fn put_is_idempotent_and_refreshes_the_insertion_time(#[case] backend: Backend) {
     let fx = open(backend).await;
     let block = raw(&[42; 1000]);

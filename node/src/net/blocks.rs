@@ -63,6 +63,6 @@ where
 
     fn put(&self, cid: Cid, bytes: Vec<u8>) -> BlockFuture<()> {
         let store = self.0.clone();
-        Box::pin(async move { store.put(&cid, bytes).await.map_err(store_error) })
+        Box::pin(async move { store.put_verified(&cid, bytes).await.map_err(store_error) })
     }
 }

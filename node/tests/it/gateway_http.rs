@@ -934,6 +934,9 @@ impl Blockstore for BitRot {
     async fn put(&self, cid: &Cid, bytes: Vec<u8>) -> ipfm_store::Result<()> {
         self.0.put(cid, bytes).await
     }
+    async fn put_verified(&self, cid: &Cid, bytes: Vec<u8>) -> ipfm_store::Result<()> {
+        self.0.put_verified(cid, bytes).await
+    }
     async fn has(&self, cid: &Cid) -> ipfm_store::Result<bool> {
         self.0.has(cid).await
     }

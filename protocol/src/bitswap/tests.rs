@@ -293,6 +293,11 @@ proptest! {
         let (decoded, used) = decode_frame(&framed, MAX_MESSAGE_SIZE).unwrap().unwrap();
         prop_assert_eq!(decoded, message);
         prop_assert_eq!(used, framed.len());
+        // The frame is the bare encoding behind its length prefix.
+        let mut prefix = Vec::new();
+        crate::varint::write(encoded.len() as u64, &mut prefix);
+        prop_assert_eq!(&framed[..prefix.len()], &prefix[..]);
+        prop_assert_eq!(&framed[prefix.len()..], &encoded[..]);
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use cid::Cid;
 
-use super::{from_millis, now_millis, storage_cid, to_millis, BlockInfo, Blockstore};
-use crate::error::{Result, StoreError};
+use super::{from_millis, now_millis, storage_cid, to_millis, BlockInfo, Blockstore, Check};
+use crate::error::Result;
 
 struct Entry {
     bytes: Vec<u8>,
@@ -34,6 +34,25 @@ impl MemoryBlockstore {
         self.blocks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn insert(&self, cid: &Cid, bytes: Vec<u8>, check: Check) -> Result<()> {
+        check.run(cid, &bytes)?;
+        let inserted_at_ms = now_millis();
+        let mut blocks = self.lock();
+        match blocks.get_mut(&storage_cid(cid)) {
+            Some(entry) => entry.inserted_at_ms = inserted_at_ms,
+            None => {
+                blocks.insert(
+                    storage_cid(cid),
+                    Entry {
+                        bytes,
+                        inserted_at_ms,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn info(cid: &Cid, entry: &Entry) -> BlockInfo {
         BlockInfo {
             cid: *cid,
@@ -52,22 +71,11 @@ impl Blockstore for MemoryBlockstore {
     }
 
     async fn put(&self, cid: &Cid, bytes: Vec<u8>) -> Result<()> {
-        ipfm_protocol::cid::verify(cid, &bytes).map_err(StoreError::invalid_block(cid))?;
-        let inserted_at_ms = now_millis();
-        let mut blocks = self.lock();
-        match blocks.get_mut(&storage_cid(cid)) {
-            Some(entry) => entry.inserted_at_ms = inserted_at_ms,
-            None => {
-                blocks.insert(
-                    storage_cid(cid),
-                    Entry {
-                        bytes,
-                        inserted_at_ms,
-                    },
-                );
-            }
-        }
-        Ok(())
+        self.insert(cid, bytes, Check::Hash)
+    }
+
+    async fn put_verified(&self, cid: &Cid, bytes: Vec<u8>) -> Result<()> {
+        self.insert(cid, bytes, Check::Trusted)
     }
 
     async fn has(&self, cid: &Cid) -> Result<bool> {

@@ -58,6 +58,15 @@ pub trait Blockstore: Send + Sync {
     /// copy and only refreshes its insertion time (so retention counts from the latest put).
     fn put(&self, cid: &Cid, bytes: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
 
+    /// Like [`Blockstore::put`], for bytes the caller has already checked against `cid`:
+    /// they are not hashed again. The network's fetches use it: the bitswap decoder
+    /// computes every received block's CID from its bytes, so a block that answers a want
+    /// is verified before it reaches the store, and a second SHA-256 pass over every
+    /// fetched byte was a tenth of a fetching node's CPU. Debug builds still check (and
+    /// panic on bytes that do not match), so a caller that breaks the promise fails its
+    /// tests.
+    fn put_verified(&self, cid: &Cid, bytes: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
+
     /// Whether the block `cid` is stored.
     fn has(&self, cid: &Cid) -> impl Future<Output = Result<bool>> + Send;
 
@@ -111,6 +120,32 @@ pub trait Blockstore: Send + Sync {
     /// Total size of the stored blocks in bytes.
     fn total_bytes(&self) -> impl Future<Output = Result<u64>> + Send {
         async move { Ok(self.stats().await?.bytes) }
+    }
+}
+
+/// Whether a put hashes the bytes first ([`Blockstore::put`]) or the caller did
+/// ([`Blockstore::put_verified`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    Hash,
+    Trusted,
+}
+
+impl Check {
+    /// Hash the bytes if asked to (always in debug builds, where a trusted put of bytes
+    /// that do not match is a bug in the caller and panics).
+    pub(crate) fn run(self, cid: &Cid, bytes: &[u8]) -> Result<()> {
+        match self {
+            Check::Hash => ipfm_protocol::cid::verify(cid, bytes)
+                .map_err(crate::error::StoreError::invalid_block(cid)),
+            Check::Trusted => {
+                debug_assert!(
+                    ipfm_protocol::cid::verify(cid, bytes).is_ok(),
+                    "put_verified of bytes that do not hash to {cid}"
+                );
+                Ok(())
+            }
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use cid::Cid;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{IVec, Transactional};
 
-use super::{from_millis, now_millis, storage_cid, to_millis, BlockInfo, Blockstore};
+use super::{from_millis, now_millis, storage_cid, to_millis, BlockInfo, Blockstore, Check};
 use crate::blocking;
 use crate::error::{Result, StoreError};
 
@@ -47,6 +47,30 @@ impl SledBlockstore {
 
     fn key(cid: &Cid) -> Vec<u8> {
         storage_cid(cid).to_bytes()
+    }
+
+    /// `put` and `put_verified`: hashing (when asked) and the transaction, off the async
+    /// runtime.
+    async fn put_checked(&self, cid: &Cid, bytes: Vec<u8>, check: Check) -> Result<()> {
+        let (this, cid) = (self.clone(), *cid);
+        blocking(move || {
+            check.run(&cid, &bytes)?;
+            let key = Self::key(&cid);
+            let meta = encode_meta(now_millis(), bytes.len() as u64);
+            let value = IVec::from(bytes);
+            (&this.blocks, &this.meta)
+                .transaction(|(blocks, metas)| {
+                    // Already stored: the bytes are identical (same hash), so only the
+                    // insertion time changes; skip rewriting a possibly large value.
+                    if metas.get(&key)?.is_none() {
+                        blocks.insert(key.as_slice(), value.clone())?;
+                    }
+                    metas.insert(key.as_slice(), &meta[..])?;
+                    Ok::<_, ConflictableTransactionError<StoreError>>(())
+                })
+                .map_err(transaction_error("storing a block"))
+        })
+        .await
     }
 }
 
@@ -132,25 +156,11 @@ impl Blockstore for SledBlockstore {
     }
 
     async fn put(&self, cid: &Cid, bytes: Vec<u8>) -> Result<()> {
-        let (this, cid) = (self.clone(), *cid);
-        blocking(move || {
-            ipfm_protocol::cid::verify(&cid, &bytes).map_err(StoreError::invalid_block(&cid))?;
-            let key = Self::key(&cid);
-            let meta = encode_meta(now_millis(), bytes.len() as u64);
-            let value = IVec::from(bytes);
-            (&this.blocks, &this.meta)
-                .transaction(|(blocks, metas)| {
-                    // Already stored: the bytes are identical (same hash), so only the
-                    // insertion time changes; skip rewriting a possibly large value.
-                    if metas.get(&key)?.is_none() {
-                        blocks.insert(key.as_slice(), value.clone())?;
-                    }
-                    metas.insert(key.as_slice(), &meta[..])?;
-                    Ok::<_, ConflictableTransactionError<StoreError>>(())
-                })
-                .map_err(transaction_error("storing a block"))
-        })
-        .await
+        self.put_checked(cid, bytes, Check::Hash).await
+    }
+
+    async fn put_verified(&self, cid: &Cid, bytes: Vec<u8>) -> Result<()> {
+        self.put_checked(cid, bytes, Check::Trusted).await
     }
 
     async fn has(&self, cid: &Cid) -> Result<bool> {

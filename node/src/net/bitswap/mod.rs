@@ -22,7 +22,7 @@ use cid::Cid;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use ipfm_protocol::bitswap::{encode_framed, Message, MAX_MESSAGE_SIZE};
+use ipfm_protocol::bitswap::{Message, MAX_MESSAGE_SIZE};
 use libp2p::core::transport::PortUse;
 use libp2p::core::Endpoint;
 use libp2p::swarm::behaviour::ConnectionEstablished;
@@ -221,7 +221,7 @@ impl Behaviour {
             let Some(connection) = self.peers.get(&peer).and_then(|p| p.connections.first()) else {
                 continue;
             };
-            let frame = encode_framed(&message);
+            let frame = message.into_framed();
             if frame.len() > self.config.max_message_size + 8 {
                 tracing::warn!(%peer, len = frame.len(), "bitswap: message too large, dropped");
                 continue;

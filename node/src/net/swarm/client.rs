@@ -50,6 +50,20 @@ pub struct DagFetch {
     pub bytes: u64,
 }
 
+/// Where [`Client::find_block`] found a block.
+enum Found {
+    Stored(Vec<u8>),
+    /// Over bitswap, verified against the CID asked for; not stored yet.
+    Fetched(Vec<u8>),
+}
+
+/// What one block of a DAG fetch contributes.
+struct DagNode {
+    links: Vec<Cid>,
+    size: usize,
+    fetched: bool,
+}
+
 /// Blocks of one DAG fetched at once.
 const DAG_PARALLELISM: usize = 32;
 
@@ -199,20 +213,24 @@ impl Client {
     /// One block: from the store if there, else over bitswap from connected peers (verified
     /// against `cid`, then stored).
     pub async fn get_block(&self, cid: Cid, timeout: Duration) -> Result<Vec<u8>, NetError> {
-        Ok(self.get_block_counted(cid, timeout).await?.0)
+        match self.find_block(cid, timeout).await? {
+            Found::Stored(bytes) => Ok(bytes),
+            Found::Fetched(bytes) => {
+                self.blocks.put(cid, bytes.clone()).await?;
+                Ok(bytes)
+            }
+        }
     }
 
-    /// Like `get_block`; also says whether the block came over the network.
-    async fn get_block_counted(
-        &self,
-        cid: Cid,
-        timeout: Duration,
-    ) -> Result<(Vec<u8>, bool), NetError> {
+    /// One block from the store, or else over bitswap (verified against `cid`, not stored
+    /// yet: the caller stores it, and `fetch_dag` can then move the bytes into the store
+    /// instead of copying them).
+    async fn find_block(&self, cid: Cid, timeout: Duration) -> Result<Found, NetError> {
         if cid.hash().code() == IDENTITY {
-            return Ok((cid.hash().digest().to_vec(), false));
+            return Ok(Found::Stored(cid.hash().digest().to_vec()));
         }
         if let Some(bytes) = self.blocks.get(cid).await? {
-            return Ok((bytes, false));
+            return Ok(Found::Stored(bytes));
         }
         // Connected peers first; if none has the block (or nobody is connected), look for
         // providers on the DHTs, connect to them, and ask again.
@@ -229,8 +247,7 @@ impl Client {
             }
             other => other?,
         };
-        self.blocks.put(cid, bytes.clone()).await?;
-        Ok((bytes, true))
+        Ok(Found::Fetched(bytes))
     }
 
     async fn bitswap_get(&self, cid: Cid, timeout: Duration) -> Result<Vec<u8>, NetError> {
@@ -265,23 +282,16 @@ impl Client {
         loop {
             while running.len() < DAG_PARALLELISM {
                 let Some(cid) = queue.pop_front() else { break };
-                running.push(async move { (cid, self.get_block_counted(cid, timeout).await) });
+                running.push(self.fetch_dag_node(cid, timeout));
             }
-            let Some((cid, result)) = running.next().await else {
+            let Some(result) = running.next().await else {
                 return Ok(summary);
             };
-            let (bytes, fetched) = result?;
+            let node = result?;
             summary.blocks += 1;
-            summary.fetched += usize::from(fetched);
-            summary.bytes += bytes.len() as u64;
-            if cid.codec() != DAG_PB {
-                continue;
-            }
-            let links = ipfm_protocol::dagpb::links(&bytes).map_err(|e| NetError::BadDag {
-                cid,
-                reason: e.to_string(),
-            })?;
-            for link in links {
+            summary.fetched += usize::from(node.fetched);
+            summary.bytes += node.size as u64;
+            for link in node.links {
                 if seen.insert(link.hash().to_bytes()) {
                     if seen.len() > max_blocks {
                         return Err(NetError::DagTooLarge(max_blocks));
@@ -290,6 +300,32 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// One block of a DAG: found or fetched, its links read, then (if fetched) moved into
+    /// the store.
+    async fn fetch_dag_node(&self, cid: Cid, timeout: Duration) -> Result<DagNode, NetError> {
+        let (bytes, fetched) = match self.find_block(cid, timeout).await? {
+            Found::Stored(bytes) => (bytes, false),
+            Found::Fetched(bytes) => (bytes, true),
+        };
+        let links = if cid.codec() == DAG_PB {
+            ipfm_protocol::dagpb::links(&bytes).map_err(|e| NetError::BadDag {
+                cid,
+                reason: e.to_string(),
+            })?
+        } else {
+            Vec::new()
+        };
+        let size = bytes.len();
+        if fetched {
+            self.blocks.put(cid, bytes).await?;
+        }
+        Ok(DagNode {
+            links,
+            size,
+            fetched,
+        })
     }
 
     /// Announce that we provide `cid` on the DHTs (LAN, and WAN when enabled).
