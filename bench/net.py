@@ -325,10 +325,12 @@ def notes(size_mib, seconds, cpu, mb_s, latencies):
     if mb_s[ii] < 10 * mb_s[kk]:
         wall, spent = statistics.median(seconds[ii]), statistics.median(cpu[ii])
         lines.append(
-            f"ipfm → ipfm: the two processes used {spent:.2f} CPU s for {size_mib} MiB in "
-            f"{wall:.2f} s of wall time, i.e. {spent / wall:.1f} of the machine's "
-            f"{os.cpu_count()} cores (Kubo → Kubo: {statistics.median(cpu[kk]):.2f} CPU s; "
-            "both include hashing the file back out of the store for the check). With the "
+            f"ipfm → ipfm: the two processes used {spent:.2f} CPU s for {size_mib} MiB, whose "
+            f"fetch took {wall:.2f} s of wall time (Kubo → Kubo: "
+            f"{statistics.median(cpu[kk]):.2f} CPU s). Both CPU figures include reading the "
+            "file back out of the fetcher's store and hashing it for the check, which runs "
+            "after the clock stops, so CPU s ÷ wall s overstates the cores the fetch kept "
+            f"busy (the machine has {os.cpu_count()}). With the "
             f"fetcher's blocks in memory instead of on disk the same transfer runs at "
             f"{mb_s[im]:.1f} MB/s ({mb_s[im] / mb_s[kk]:.1f} × Kubo → Kubo) on "
             f"{statistics.median(cpu[im]):.2f} CPU s: the gap is the fetcher's store writes "

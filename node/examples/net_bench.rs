@@ -14,8 +14,9 @@
 //! ```text
 //! {"cmd": "add_file", "path": P}          -> {"cid", "blocks", "bytes"} (CIDv0, dag-pb leaves: Kubo's DAG)
 //! {"cmd": "connect", "addr": MULTIADDR}   -> {"peer_id"}
-//! {"cmd": "fetch_dag", "cid": C, "timeout": S}
+//! {"cmd": "fetch_dag", "cid": C, "timeout": S, "check": BOOL}
 //!                                         -> {"seconds", "blocks", "fetched", "bytes", "sha256"}
+//!                                            ("check": false skips the sha256, for profiling)
 //! {"cmd": "fetch_each", "cids": [C…], "timeout": S}
 //!                                         -> {"latencies_ms": […]} (one get_block after another)
 //! {"cmd": "ipns_publish", "sequence": N, "dht": BOOL}
@@ -80,7 +81,11 @@ impl BenchNode {
                 let peer = self.client.dial(addr).await?;
                 Ok(json!({"peer_id": peer.to_string()}))
             }
-            Some("fetch_dag") => self.fetch_dag(parse_cid(text("cid")?)?, timeout()).await,
+            Some("fetch_dag") => {
+                let check = request["check"].as_bool().unwrap_or(true);
+                self.fetch_dag(parse_cid(text("cid")?)?, timeout(), check)
+                    .await
+            }
             Some("fetch_each") => {
                 let cids = request["cids"]
                     .as_array()
@@ -129,11 +134,14 @@ impl BenchNode {
         Ok(json!({"cid": root.cid.to_string(), "blocks": count, "bytes": root.size}))
     }
 
-    async fn fetch_dag(&self, root: Cid, timeout: Duration) -> anyhow::Result<Value> {
+    async fn fetch_dag(&self, root: Cid, timeout: Duration, check: bool) -> anyhow::Result<Value> {
         let started = Instant::now();
         let fetched = self.client.fetch_dag(root, timeout, MAX_DAG_BLOCKS).await?;
         let seconds = started.elapsed().as_secs_f64();
-        let sha256 = self.file_sha256(&root).await?;
+        let sha256 = match check {
+            true => Some(self.file_sha256(&root).await?),
+            false => None,
+        };
         Ok(json!({
             "seconds": seconds,
             "blocks": fetched.blocks,
