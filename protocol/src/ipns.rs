@@ -15,7 +15,9 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::cbor::{self, CborError, Value};
-use crate::peer::{decode_public_key, PeerError, PeerId, PublicKey, KEY_TYPE_RSA};
+use crate::peer::{
+    decode_public_key, PeerError, PeerId, PublicKey, KEY_TYPE_RSA, KEY_TYPE_SECP256K1,
+};
 
 /// Largest record accepted (boxo `MaxRecordSize`, 10 KiB).
 pub const MAX_RECORD_SIZE: usize = 10 * 1024;
@@ -350,9 +352,11 @@ impl IpnsRecord {
 
 /// The bytes signatureV2 covers: "ipns-signature:" ‖ data.
 /// Verify `signature` over `payload` as go-libp2p's `PubKey.Verify` does for the key types
-/// IPNS names use: Ed25519, and RSA (PKCS#1 v1.5 over SHA-256, 2048 to 8192 bits: the key
-/// type of older Kubo identities, whose names are the sha2-256 of the key and whose records
-/// carry it in `pubKey`). Secp256k1 and ECDSA names are refused as unsupported.
+/// IPNS names use: Ed25519; RSA (PKCS#1 v1.5 over SHA-256, 2048 to 8192 bits: the key type
+/// of older Kubo identities, whose names are the sha2-256 of the key and whose records carry
+/// it in `pubKey`); and secp256k1 (a DER ECDSA signature over the SHA-256 of the payload;
+/// the compressed key is inlined in the name). ECDSA (P-256) names are refused as
+/// unsupported: no implementation we can test against makes them (npm's peer-id has none).
 fn verify_signature(key: &PublicKey, payload: &[u8], signature: &[u8]) -> Result<(), IpnsError> {
     match key {
         PublicKey::Ed25519(key) => {
@@ -369,6 +373,18 @@ fn verify_signature(key: &PublicKey, payload: &[u8], signature: &[u8]) -> Result
                 .map_err(|_| IpnsError::InvalidPublicKey(PeerError::InvalidRsaKey))?;
             // ring refuses keys outside 2048..=8192 bits here, as go-libp2p refuses them
             // when it unmarshals the key.
+            if key.verify(payload, signature) {
+                Ok(())
+            } else {
+                Err(IpnsError::InvalidSignature)
+            }
+        }
+        PublicKey::Other {
+            key_type: KEY_TYPE_SECP256K1,
+            data,
+        } => {
+            let key = libp2p_identity::secp256k1::PublicKey::try_from_bytes(data)
+                .map_err(|_| IpnsError::InvalidPublicKey(PeerError::InvalidSecp256k1Key))?;
             if key.verify(payload, signature) {
                 Ok(())
             } else {

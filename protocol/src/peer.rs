@@ -42,6 +42,8 @@ pub enum PeerError {
     InvalidEd25519Key,
     #[error("invalid RSA public key (not a DER SubjectPublicKeyInfo)")]
     InvalidRsaKey,
+    #[error("invalid secp256k1 public key (not a 33-byte compressed point on the curve)")]
+    InvalidSecp256k1Key,
 }
 
 /// A decoded libp2p public key.

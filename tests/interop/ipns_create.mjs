@@ -3,7 +3,8 @@
 //
 // Usage: node tests/interop/ipns_create.mjs OUT_RECORD_FILE [VALUE [SEQUENCE [LIFETIME_MS [KEY_TYPE]]]]
 //   VALUE defaults to /ipfs/<CIDv1 of "hello from npm ipns">, SEQUENCE to 7, LIFETIME_MS to 1 hour,
-//   KEY_TYPE to Ed25519 (or RSA: a 2048-bit key, whose record carries it in pubKey as Kubo's do).
+//   KEY_TYPE to Ed25519 (or RSA: a 2048-bit key, whose record carries it in pubKey as Kubo's do;
+//   or secp256k1, whose name inlines the key).
 // Writes the marshalled record (V1+V2 compatible, npm's default) to OUT_RECORD_FILE and prints
 // one line of JSON: {"name":"k51…","peer_id":"12D3KooW…","value":"/ipfs/…","sequence":N,
 //                    "validity":"<RFC 3339 EOL>","ttl":NANOSECONDS}
@@ -26,10 +27,11 @@ async function main ([out, value, sequence = '7', lifetimeMs = '3600000', keyTyp
     throw new Error('usage: ipns_create.mjs OUT_RECORD_FILE [VALUE [SEQUENCE [LIFETIME_MS [KEY_TYPE]]]]')
   }
   value = value ?? await defaultValue()
-  if (keyType !== 'Ed25519' && keyType !== 'RSA') {
-    throw new Error(`KEY_TYPE must be Ed25519 or RSA, not ${keyType}`)
+  // Not ECDSA: @libp2p/peer-id has no peer id (so no IPNS name) for ECDSA keys.
+  if (!['Ed25519', 'RSA', 'secp256k1'].includes(keyType)) {
+    throw new Error(`KEY_TYPE must be Ed25519, RSA or secp256k1, not ${keyType}`)
   }
-  const key = keyType === 'RSA' ? await generateKeyPair('RSA', 2048) : await generateKeyPair('Ed25519')
+  const key = keyType === 'RSA' ? await generateKeyPair('RSA', 2048) : await generateKeyPair(keyType)
   const peerId = peerIdFromPrivateKey(key)
   const record = await createIPNSRecord(key, value, BigInt(sequence), Number(lifetimeMs))
   await writeFile(out, marshalIPNSRecord(record))

@@ -140,6 +140,12 @@ fn npm_ipns_records_signed_with_rsa_keys_are_validated_by_ipfm() {
     npm_records_are_parsed_and_validated_by_ipfm(NpmKeyType::Rsa);
 }
 
+/// secp256k1 names (`16Uiu2…` peer ids) inline the compressed key.
+#[test]
+fn npm_ipns_records_signed_with_secp256k1_keys_are_validated_by_ipfm() {
+    npm_records_are_parsed_and_validated_by_ipfm(NpmKeyType::Secp256k1);
+}
+
 fn npm_records_are_parsed_and_validated_by_ipfm(key_type: NpmKeyType) {
     let scratch = tempfile::tempdir().expect("temp dir");
     for sequence in [7, (1 << 60) + 3] {
@@ -150,9 +156,9 @@ fn npm_records_are_parsed_and_validated_by_ipfm(key_type: NpmKeyType) {
             .unwrap_or_else(|e| panic!("ipfm cannot parse npm's peer id {}: {e}", npm.peer_id));
         assert_eq!(name, by_peer_id, "k51 name and peer id of one key");
         assert_eq!(
-            name.ed25519_public_key().is_none(),
-            key_type == NpmKeyType::Rsa,
-            "only an Ed25519 name inlines its key ({key_type:?}: {name})"
+            name.ed25519_public_key().is_some(),
+            key_type == NpmKeyType::Ed25519,
+            "only an Ed25519 name holds an Ed25519 key ({key_type:?}: {name})"
         );
         assert_eq!(
             name.to_ipns_name(),
@@ -248,7 +254,7 @@ fn tampered_ipfm_record_is_rejected_by_both() {
 #[test]
 fn tampered_npm_record_is_rejected_by_both() {
     let scratch = tempfile::tempdir().expect("temp dir");
-    for key_type in [NpmKeyType::Ed25519, NpmKeyType::Rsa] {
+    for key_type in [NpmKeyType::Ed25519, NpmKeyType::Rsa, NpmKeyType::Secp256k1] {
         let npm = npm_create_record(5, key_type, scratch.path());
         let name = PeerId::parse(&npm.name).expect("npm's name parses");
         let origin = format!("npm ipns ({key_type:?} key)");

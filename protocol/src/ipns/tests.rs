@@ -1,4 +1,5 @@
 use super::*;
+use crate::cid::IDENTITY;
 use proptest::prelude::*;
 
 const VALUE: &str = "/ipfs/bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq";
@@ -256,15 +257,13 @@ fn wrong_name_and_embedded_keys() {
         Err(IpnsError::InvalidPublicKey(PeerError::InvalidRsaKey))
     );
 
-    // Other key types are named as unsupported.
-    let secp_key = crate::peer::encode_public_key(crate::peer::KEY_TYPE_SECP256K1, &[2u8; 33]);
-    let secp_name = PeerId::from_public_key_protobuf(&secp_key);
-    let with_secp = tampered(&record, |e| e.pub_key = Some(secp_key.clone())).unwrap();
+    // Other key types (ECDSA: a P-256 key in X.509 form) are named as unsupported.
+    let ecdsa_key = crate::peer::encode_public_key(crate::peer::KEY_TYPE_ECDSA, &[2u8; 91]);
+    let ecdsa_name = PeerId::from_public_key_protobuf(&ecdsa_key);
+    let with_ecdsa = tampered(&record, |e| e.pub_key = Some(ecdsa_key.clone())).unwrap();
     assert_eq!(
-        with_secp.validate(&secp_name, at(0)),
-        Err(IpnsError::UnsupportedKeyType(
-            crate::peer::KEY_TYPE_SECP256K1
-        ))
+        with_ecdsa.validate(&ecdsa_name, at(0)),
+        Err(IpnsError::UnsupportedKeyType(crate::peer::KEY_TYPE_ECDSA))
     );
 }
 
@@ -274,10 +273,15 @@ fn rsa_key(pkcs8: &[u8]) -> libp2p_identity::rsa::Keypair {
     libp2p_identity::rsa::Keypair::try_decode_pkcs8(&mut pkcs8.to_vec()).unwrap()
 }
 
-/// A record for `value` signed (V1 and V2) by an RSA key, with the key in `pubKey`, as
-/// Kubo makes it for an RSA identity; and the key's name (sha2-256 peer id).
-fn rsa_signed_record(rsa: &libp2p_identity::rsa::Keypair, sequence: u64) -> (IpnsRecord, PeerId) {
-    // Any key gives the same data: sign that again with RSA.
+/// A record for `value` signed (V1 and V2) by a key of another type: `public` is the key's
+/// protobuf, put in `pubKey` when the name hashes it (RSA, as Kubo makes such records) and
+/// left out when the name inlines it (secp256k1); and the key's name.
+fn foreign_signed_record(
+    public: &[u8],
+    sign: impl Fn(&[u8]) -> Vec<u8>,
+    sequence: u64,
+) -> (IpnsRecord, PeerId) {
+    // Any key gives the same data: sign that again with the other key.
     let data_from = IpnsRecord::create(
         &key(1),
         VALUE,
@@ -285,22 +289,27 @@ fn rsa_signed_record(rsa: &libp2p_identity::rsa::Keypair, sequence: u64) -> (Ipn
         at(10_000),
         Duration::from_secs(60),
     );
-    let public = crate::peer::encode_public_key(KEY_TYPE_RSA, &rsa.public().encode_x509());
+    let name = PeerId::from_public_key_protobuf(public);
+    let inlined = name.multihash().code() == IDENTITY;
     let cbor_data = data_from.entry().data.clone().unwrap();
-    let signature_v2 = rsa.sign(&signature_v2_payload(&cbor_data)).unwrap();
-    let signature_v1 = rsa
-        .sign(&signature_v1_payload(
-            &data_from.data.value,
-            &data_from.data.validity,
-        ))
-        .unwrap();
+    let signature_v2 = sign(&signature_v2_payload(&cbor_data));
+    let signature_v1 = sign(&signature_v1_payload(
+        &data_from.data.value,
+        &data_from.data.validity,
+    ));
     let record = tampered(&data_from, |e| {
-        e.pub_key = Some(public.clone());
+        e.pub_key = (!inlined).then(|| public.to_vec());
         e.signature_v2 = Some(signature_v2);
         e.signature_v1 = Some(signature_v1);
     })
     .unwrap();
-    (record, PeerId::from_public_key_protobuf(&public))
+    (record, name)
+}
+
+/// As Kubo makes a record for an RSA identity (the key in `pubKey`, a sha2-256 name).
+fn rsa_signed_record(rsa: &libp2p_identity::rsa::Keypair, sequence: u64) -> (IpnsRecord, PeerId) {
+    let public = crate::peer::encode_public_key(KEY_TYPE_RSA, &rsa.public().encode_x509());
+    foreign_signed_record(&public, |payload| rsa.sign(payload).unwrap(), sequence)
 }
 
 #[test]
@@ -339,6 +348,39 @@ fn rsa_signed_records_validate_under_their_hashed_name() {
     };
     assert!(resequenced.validate(&name, at(0)).is_err());
     assert_eq!(record.validate(&name, at(20_000)), Err(IpnsError::Expired));
+}
+
+#[test]
+fn secp256k1_signed_records_validate_under_their_inlined_name() {
+    let secret = libp2p_identity::secp256k1::SecretKey::try_from_bytes([7u8; 32]).unwrap();
+    let keypair = libp2p_identity::secp256k1::Keypair::from(secret);
+    let public = crate::peer::encode_public_key(KEY_TYPE_SECP256K1, &keypair.public().to_bytes());
+    let (record, name) =
+        foreign_signed_record(&public, |payload| keypair.secret().sign(payload), 5);
+    assert_eq!(name.multihash().code(), IDENTITY, "the key is inlined");
+    assert_eq!(record.entry().pub_key, None);
+    record.validate(&name, at(0)).unwrap();
+
+    let mut bad_signature = record.entry().signature_v2.clone().unwrap();
+    let last = bad_signature.len() - 1;
+    bad_signature[last] ^= 1;
+    let forged = tampered(&record, |e| e.signature_v2 = Some(bad_signature)).unwrap();
+    assert_eq!(
+        forged.validate(&name, at(0)),
+        Err(IpnsError::InvalidSignature)
+    );
+    let not_der = tampered(&record, |e| e.signature_v2 = Some(vec![0x30; 70])).unwrap();
+    assert_eq!(
+        not_der.validate(&name, at(0)),
+        Err(IpnsError::InvalidSignature)
+    );
+    // A name inlining 33 bytes that are not a point on the curve.
+    let off_curve = crate::peer::encode_public_key(KEY_TYPE_SECP256K1, &[5u8; 33]);
+    let off_curve_name = PeerId::from_public_key_protobuf(&off_curve);
+    assert_eq!(
+        record.validate(&off_curve_name, at(0)),
+        Err(IpnsError::InvalidPublicKey(PeerError::InvalidSecp256k1Key))
+    );
 }
 
 #[test]

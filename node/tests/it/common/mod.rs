@@ -242,6 +242,8 @@ pub enum NpmKeyType {
     /// 2048-bit RSA, the key type of older Kubo identities: the name is the key's sha2-256
     /// and the record carries the key in `pubKey`.
     Rsa,
+    /// secp256k1: the compressed key is inlined in the name, as with Ed25519.
+    Secp256k1,
 }
 
 /// Have npm `ipns` create a record (value `/ipfs/…`, the given sequence, 1 hour lifetime)
@@ -256,6 +258,7 @@ pub fn npm_create_record(sequence: u64, key_type: NpmKeyType, scratch: &Path) ->
         .arg(match key_type {
             NpmKeyType::Ed25519 => "Ed25519",
             NpmKeyType::Rsa => "RSA",
+            NpmKeyType::Secp256k1 => "secp256k1",
         });
     let finished = run(cmd, NODE_TIMEOUT).expect_success();
     let json = finished.json();
