@@ -11,6 +11,7 @@ pub mod car;
 pub mod cbor;
 pub mod cid;
 pub mod dagpb;
+pub mod fetch;
 pub mod ipns;
 pub mod peer;
 pub mod unixfs;

@@ -31,7 +31,13 @@ await inChromium({
   const requests = [];
   page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(msg.text()); });
   page.on('pageerror', (err) => consoleErrors.push(String(err)));
-  page.on('requestfailed', (req) => failedRequests.push(`${req.url()} ${req.failure()?.errorText}`));
+  // net::ERR_ABORTED is the page cancelling its own request (hls.js drops the old level's
+  // in-flight segment when the quality changes), not the server failing it: kept apart.
+  const abortedRequests = [];
+  page.on('requestfailed', (req) => {
+    const text = `${req.url()} ${req.failure()?.errorText}`;
+    (req.failure()?.errorText === 'net::ERR_ABORTED' ? abortedRequests : failedRequests).push(text);
+  });
   page.on('request', (req) => requests.push(req.url()));
   page.on('response', (res) => { if (res.status() >= 400) failedRequests.push(`${res.url()} HTTP ${res.status()}`); });
 
@@ -94,6 +100,7 @@ await inChromium({
     segmentsAfterSwitch: afterSwitch.filter((p) => p.endsWith('.ts')),
     consoleErrors,
     failedRequests,
+    abortedRequests,
     screenshot: screenshotPath,
   };
 });

@@ -226,13 +226,26 @@ async fn helia_resolves_the_station_name_through_the_dht() {
     station.shutdown().await;
 }
 
-/// (e3) Helia subscribes to the name's IPNS-over-pubsub topic (Kubo's `/record/…`), and the
+/// (e3) Helia subscribes to the name's IPNS-over-pubsub topic (Kubo's `/record/…`): its
+/// first get fetches the current record from the station over `/libp2p/fetch`, then the
 /// station's next publication arrives, validates and resolves the name (no DHT involved).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helia_resolves_the_station_name_over_pubsub() {
     let station = RunningStation::start().await;
 
     let got = helia(&station, "pubsub-ipns", &station.info.ipns_name).await;
+    assert_eq!(
+        text(&got, "first_get"),
+        "returned a record",
+        "the station answers /libp2p/fetch for its name: {got}"
+    );
+    let fetched: u64 = text(&got, "fetched_sequence").parse().expect("a sequence");
+    let pushed: u64 = text(&got, "pushed_sequence").parse().expect("a sequence");
+    assert!(
+        fetched <= pushed,
+        "the fetched record is the one served before the next push: {got}"
+    );
+    assert!(text(&got, "fetched_value").starts_with("/ipfs/"), "{got}");
     assert_eq!(
         text(&got, "value"),
         text(&got, "pushed_value"),

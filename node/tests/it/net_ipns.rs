@@ -726,3 +726,95 @@ fn the_ipns_settings_merge_and_validate() {
     );
     assert!(StationSettings::from_toml("[ipns]\ntypo = 1\n").is_err());
 }
+
+// ------------------------------------------------------------------------ libp2p fetch
+
+/// A plain ipfm node whose peer key is `key` (so it can serve records for `key`'s name).
+async fn peer_with_key(key: &SigningKey) -> Client {
+    let mut config = NetworkConfig::loopback(ipfm_node::net::swarm::keypair_from_ed25519(key));
+    config.wan_dht = false;
+    let (client, _task) = tokio::time::timeout(
+        WAIT,
+        spawn(config, StoreBlocks::shared(MemoryBlockstore::new())),
+    )
+    .await
+    .expect("swarm starts in time")
+    .expect("swarm starts");
+    client
+}
+
+/// One libp2p fetch exchange written by hand: the framed request `body`, then everything
+/// the node answers until it closes the stream (`None` if it closed without answering).
+async fn raw_fetch(
+    control: &libp2p_stream::Control,
+    node: libp2p::PeerId,
+    body: &[u8],
+) -> Option<Vec<u8>> {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    let protocol = libp2p::StreamProtocol::new(ipfm_protocol::fetch::PROTOCOL);
+    let mut stream = tokio::time::timeout(WAIT, control.clone().open_stream(node, protocol))
+        .await
+        .expect("stream opened in time")
+        .expect("the node speaks /libp2p/fetch/0.0.1");
+    // Written as one frame; a write may fail once the node has refused the frame.
+    let _ = stream.write_all(body).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
+        .await
+        .expect("the node answers or closes in time");
+    (read.is_ok() && !answer.is_empty()).then_some(answer)
+}
+
+/// Decode a framed fetch response.
+fn fetch_response(framed: &[u8]) -> ipfm_protocol::fetch::FetchResponse {
+    let (len, prefix) = ipfm_protocol::varint::read(framed).expect("a length prefix");
+    assert_eq!(framed.len(), prefix + len as usize, "one whole frame");
+    ipfm_protocol::fetch::decode_response(&framed[prefix..]).expect("a valid response")
+}
+
+/// libp2p fetch is how go-libp2p-pubsub-router (Kubo) and `@helia/ipns` get a name's
+/// current record from a peer on its pubsub topic: a node answers the record it serves,
+/// `NotFound` for a name it holds nothing for, an error for other namespaces, and closes a
+/// stream whose request announces more than the limit, staying up for the next asker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libp2p_fetch_answers_held_ipns_records_and_refuses_the_rest() {
+    use ipfm_protocol::fetch::{encode_request, frame, FetchResponse, MAX_REQUEST_SIZE};
+    let key = station_key(41);
+    let node = peer_with_key(&key).await;
+    let served = record(&key, "/ipfs/bafkqaaa", 3, Duration::from_secs(60));
+    node.serve_ipns_record(served.clone()).await.unwrap();
+    let control = common::raw_stream_peer(tcp_addr(&node).await).await;
+    let ask = |identifier: Vec<u8>| frame(&encode_request(&identifier));
+
+    let answer = raw_fetch(&control, node.peer_id(), &ask(routing_key(&name_of(&key)))).await;
+    assert_eq!(
+        fetch_response(&answer.expect("an answer")),
+        FetchResponse::Found(served.to_bytes())
+    );
+
+    let stranger = name_of(&station_key(42));
+    let answer = raw_fetch(&control, node.peer_id(), &ask(routing_key(&stranger))).await;
+    assert_eq!(
+        fetch_response(&answer.expect("an answer")),
+        FetchResponse::NotFound
+    );
+
+    let answer = raw_fetch(&control, node.peer_id(), &ask(b"/pk/whatever".to_vec())).await;
+    assert!(matches!(
+        fetch_response(&answer.expect("an answer")),
+        FetchResponse::Error(_)
+    ));
+
+    // A prefix announcing a request over the limit: closed without an answer.
+    let mut huge = Vec::new();
+    ipfm_protocol::varint::write(MAX_REQUEST_SIZE as u64 + 1, &mut huge);
+    huge.extend(std::iter::repeat_n(0u8, 64));
+    assert_eq!(raw_fetch(&control, node.peer_id(), &huge).await, None);
+
+    // Still serving.
+    let answer = raw_fetch(&control, node.peer_id(), &ask(routing_key(&name_of(&key)))).await;
+    assert_eq!(
+        fetch_response(&answer.expect("an answer")),
+        FetchResponse::Found(served.to_bytes())
+    );
+}

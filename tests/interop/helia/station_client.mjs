@@ -9,9 +9,11 @@
 //   dht-ipns NAME       resolve /ipns/NAME through the DHT only (@helia/ipns over Helia's
 //                       libp2p routing = kad-dht GET_VALUE), then cat ROOT/master.m3u8 with
 //                       @helia/unixfs
-//   pubsub-ipns NAME    subscribe to the name's IPNS-over-pubsub topic (Kubo's /record/…),
-//                       wait for the station's next publication, resolve it from what pubsub
-//                       delivered (the DHT is never asked), then cat ROOT/master.m3u8
+//   pubsub-ipns NAME    subscribe to the name's IPNS-over-pubsub topic (Kubo's /record/…) once
+//                       the station is on it (the router's first get fetches the current
+//                       record from it over /libp2p/fetch), wait for the station's next
+//                       publication, resolve it from what pubsub delivered (the DHT is never
+//                       asked), then cat ROOT/master.m3u8
 //   verified-fetch NAME @helia/verified-fetch: ipns://NAME/master.m3u8, the first variant
 //                       playlist it lists, and the newest segment that one lists
 //
@@ -165,13 +167,23 @@ async function pubsubIpns (helia, stationPeer) {
   // Awaited below; this only keeps an early rejection from crashing the process unreported.
   published.catch(() => {})
 
+  stage = 'waiting for the station to show up on the topic'
+  // Subscriptions are exchanged once gossipsub's streams are open, a moment after the dial.
+  while (!pubsub.getSubscribers(topic).some((peer) => peer.equals(stationPeer))) {
+    if (deadline.aborted) throw new Error(`the station never subscribed to ${topic}`)
+    await sleep(50)
+  }
+
   stage = 'pubsub subscribe'
   const router = pubSubIPNSRouting(helia)
-  // The pubsub router's first get() subscribes and has nothing to return yet (it answers
-  // only from records pushed on the topic, or fetched from topic peers over /libp2p/fetch).
+  // The pubsub router's first get() subscribes, then asks the topic's peers (the station)
+  // for the current record over /libp2p/fetch; nothing has been pushed on the topic yet.
   let firstGet
+  let fetched = null
   try {
-    await router.get(routingKey, { signal: deadline })
+    const bytes = await router.get(routingKey, { signal: deadline })
+    await ipnsValidator(routingKey, bytes)
+    fetched = unmarshalIPNSRecord(bytes)
     firstGet = 'returned a record'
   } catch (err) {
     firstGet = `${err.name}: ${err.message}`
@@ -185,20 +197,24 @@ async function pubsubIpns (helia, stationPeer) {
   stage = 'resolving from what pubsub delivered'
   // offline: only the local store, which nothing but the pubsub router has written to.
   const name = ipns(helia)
+  // The router stores a pushed record a moment after the message event; until then the
+  // store holds the record fetched on subscribing, which may be older.
   const { value: result, attempts } = await retryUntilDeadline(async () => {
     for await (const step of name.resolve(key, { offline: true, signal: deadline })) {
+      if (step.record.sequence < pushed.sequence) {
+        throw new Error(`resolved sequence ${step.record.sequence} is older than the pushed ${pushed.sequence}`)
+      }
       return step
     }
     throw new Error('resolve yielded nothing')
   }, 50)
-  if (result.record.sequence < pushed.sequence) {
-    throw new Error(`resolved sequence ${result.record.sequence} is older than the pushed ${pushed.sequence}`)
-  }
   stage = 'unixfs cat master.m3u8'
   const master = await catMaster(helia, rootOf(result.value))
   return {
     topic,
     first_get: firstGet,
+    fetched_value: fetched?.value ?? null,
+    fetched_sequence: fetched?.sequence.toString() ?? null,
     pushed_value: pushed.value,
     pushed_sequence: pushed.sequence.toString(),
     pushed_ms: pushedMs,

@@ -8,12 +8,15 @@
 //!   topic, and newer valid records arriving there update the [`cache`].
 //! - Delegated routing: `PUT /routing/v1/ipns/{name}` to configured HTTP routers
 //!   ([`delegated`]), on the same slots as the DHT put.
+//! - libp2p fetch: peers joining a name's topic ask us for its current record
+//!   ([`fetch`], served from the records we hold).
 //!
 //! The swarm side (kad queries, record filtering, gossip) lives in the swarm task; its
 //! client offers `serve_ipns_record`, `put_ipns_record` and `resolve_ipns`.
 
 pub mod cache;
 pub mod delegated;
+pub mod fetch;
 pub mod publisher;
 pub mod records;
 

@@ -312,6 +312,7 @@ impl EventLoop {
                 message,
             }) => self.on_gossip(propagation_source, message_id, message),
             NodeBehaviourEvent::Bitswap(event) => self.on_bitswap_event(event),
+            NodeBehaviourEvent::IpnsFetch(event) => self.on_fetch_event(event),
             _ => {}
         }
     }

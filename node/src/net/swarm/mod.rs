@@ -186,6 +186,8 @@ pub struct NodeBehaviour {
     relay_client: relay::client::Behaviour,
     /// Upgrades relayed connections to direct ones by hole punching.
     dcutr: dcutr::Behaviour,
+    /// Answers libp2p fetch requests for IPNS records (IPNS over pubsub's first record).
+    ipns_fetch: crate::net::ipns::fetch::Behaviour,
 }
 
 fn kademlia(
@@ -294,6 +296,7 @@ fn build_behaviour(
         autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
         relay_client,
         dcutr: dcutr::Behaviour::new(peer_id),
+        ipns_fetch: crate::net::ipns::fetch::behaviour(),
     })
 }
 

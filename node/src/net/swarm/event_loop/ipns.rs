@@ -5,13 +5,16 @@
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
 
+use ipfm_protocol::fetch::FetchResponse;
 use ipfm_protocol::ipns::{compare, routing_key, IpnsRecord};
 use ipfm_protocol::peer::PeerId;
 use libp2p::kad::{self, store::RecordStore};
+use libp2p::request_response;
 use tokio::sync::mpsc;
 
 use super::{Dht, EventLoop};
-use crate::net::ipns::records::{accept_put, validate_ipns, ValidRecord};
+use crate::net::ipns::fetch;
+use crate::net::ipns::records::{accept_put, name_of_routing_key, validate_ipns, ValidRecord};
 use crate::net::swarm::client::ipns::{IpnsCommand, IpnsStats};
 use crate::net::swarm::client::Reply;
 use crate::net::swarm::NetError;
@@ -79,6 +82,50 @@ impl EventLoop {
             }
         }
         found
+    }
+
+    /// Answer a libp2p fetch: the best valid record we hold for an `/ipns/` key (the DHT
+    /// stores hold our own and those put to us; the name cache, followed names'). Nothing
+    /// is looked up on the network: the asker is after what this peer has.
+    pub(in crate::net::swarm) fn on_fetch_event(&mut self, event: fetch::Event) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let response = match name_of_routing_key(&request) {
+                    Ok(name) => {
+                        let held = crate::net::ipns::records::best(
+                            self.stored_record(&name),
+                            self.names.best(&name, SystemTime::now()),
+                        );
+                        tracing::debug!(%peer, %name, found = held.is_some(), "fetch for an IPNS record");
+                        match held {
+                            Some(record) => FetchResponse::Found(record.to_bytes()),
+                            None => FetchResponse::NotFound,
+                        }
+                    }
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "fetch for a key we do not serve");
+                        FetchResponse::Error(b"only /ipns/ keys are served".to_vec())
+                    }
+                };
+                // The asker may be gone already; nothing to do about it then.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .ipns_fetch
+                    .send_response(channel, response);
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "fetch request failed");
+            }
+            _ => {}
+        }
     }
 
     /// `name`'s record (ours, or a followed station's that a relay forwards) goes into both
