@@ -72,7 +72,16 @@ fn interval(secs: u64) -> IpnsPublishConfig {
 
 /// A plain ipfm node (LAN DHT server).
 async fn peer() -> Client {
-    let mut config = NetworkConfig::loopback(libp2p::identity::Keypair::generate_ed25519());
+    peer_with_keypair(libp2p::identity::Keypair::generate_ed25519()).await
+}
+
+/// A plain ipfm node whose peer key is `key` (so it can serve records for `key`'s name).
+async fn peer_with_key(key: &SigningKey) -> Client {
+    peer_with_keypair(ipfm_node::net::swarm::keypair_from_ed25519(key)).await
+}
+
+async fn peer_with_keypair(keypair: libp2p::identity::Keypair) -> Client {
+    let mut config = NetworkConfig::loopback(keypair);
     config.wan_dht = false;
     let (client, _task) = tokio::time::timeout(
         WAIT,
@@ -728,20 +737,6 @@ fn the_ipns_settings_merge_and_validate() {
 }
 
 // ------------------------------------------------------------------------ libp2p fetch
-
-/// A plain ipfm node whose peer key is `key` (so it can serve records for `key`'s name).
-async fn peer_with_key(key: &SigningKey) -> Client {
-    let mut config = NetworkConfig::loopback(ipfm_node::net::swarm::keypair_from_ed25519(key));
-    config.wan_dht = false;
-    let (client, _task) = tokio::time::timeout(
-        WAIT,
-        spawn(config, StoreBlocks::shared(MemoryBlockstore::new())),
-    )
-    .await
-    .expect("swarm starts in time")
-    .expect("swarm starts");
-    client
-}
 
 /// One libp2p fetch exchange written by hand: the framed request `body`, then everything
 /// the node answers until it closes the stream (`None` if it closed without answering).
