@@ -44,10 +44,7 @@ pub fn header(roots: &[Cid]) -> Vec<u8> {
         ),
         ("version".into(), Value::Unsigned(1)),
     ]));
-    let mut out = Vec::with_capacity(body.len() + 2);
-    varint::write(body.len() as u64, &mut out);
-    out.extend_from_slice(&body);
-    out
+    varint::length_prefixed(&body)
 }
 
 /// One block section: uvarint(len(cid bytes) + len(data)) ‖ cid bytes ‖ data.
@@ -228,13 +225,7 @@ mod tests {
 
     #[test]
     fn bad_headers_are_rejected() {
-        let with = |value: Value| {
-            let body = cbor::encode(&value);
-            let mut out = Vec::new();
-            varint::write(body.len() as u64, &mut out);
-            out.extend_from_slice(&body);
-            parse(&out)
-        };
+        let with = |value: Value| parse(&varint::length_prefixed(&cbor::encode(&value)));
         assert_eq!(
             with(Value::Map(vec![
                 ("roots".into(), Value::Array(vec![])),

@@ -6,14 +6,13 @@
 //! (`"/ipns/" ‖ multihash`) from that peer, so a new subscriber has the current record at
 //! once instead of at the next publication.
 //!
-//! One request and one response per stream, each a uvarint-length-prefixed protobuf. The
+//! One request and one response per stream, each a uvarint-length-prefixed protobuf
+//! (`varint::length_prefixed`). The
 //! schema's `identifier` is a proto3 `string`, but IPNS keys hold binary multihash bytes
 //! (Go sends `string(peerID)`, JS a `Uint8Array`), so it is read and written as bytes here:
 //! the same wire form, without a UTF-8 check that would refuse every IPNS key.
 
 use prost::Message as _;
-
-use crate::varint;
 
 /// The protocol id.
 pub const PROTOCOL: &str = "/libp2p/fetch/0.0.1";
@@ -104,14 +103,6 @@ pub fn decode_response(body: &[u8]) -> Result<FetchResponse, FetchError> {
     }
 }
 
-/// `body` behind its uvarint length prefix, ready for a stream.
-pub fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + varint::len(body.len() as u64));
-    varint::write(body.len() as u64, &mut out);
-    out.extend_from_slice(body);
-    out
-}
-
 fn check_len(len: usize, max: usize) -> Result<(), FetchError> {
     if len > max {
         return Err(FetchError::TooLarge { len, max });
@@ -145,7 +136,6 @@ mod tests {
             decode_response(&[0x08, 9]),
             Err(FetchError::UnknownStatus(9))
         );
-        assert_eq!(frame(&[1, 2, 3]), [3, 1, 2, 3]);
     }
 
     #[test]

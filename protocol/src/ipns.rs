@@ -358,40 +358,31 @@ impl IpnsRecord {
 /// the compressed key is inlined in the name). ECDSA (P-256) names are refused as
 /// unsupported: no implementation we can test against makes them (npm's peer-id has none).
 fn verify_signature(key: &PublicKey, payload: &[u8], signature: &[u8]) -> Result<(), IpnsError> {
-    match key {
-        PublicKey::Ed25519(key) => {
-            let signature = ed25519_dalek::Signature::from_slice(signature)
-                .map_err(|_| IpnsError::InvalidSignature)?;
-            key.verify(payload, &signature)
-                .map_err(|_| IpnsError::InvalidSignature)
-        }
+    let verified = match key {
+        PublicKey::Ed25519(key) => ed25519_dalek::Signature::from_slice(signature)
+            .is_ok_and(|signature| key.verify(payload, &signature).is_ok()),
         PublicKey::Other {
             key_type: KEY_TYPE_RSA,
             data,
         } => {
-            let key = libp2p_identity::rsa::PublicKey::try_decode_x509(data)
-                .map_err(|_| IpnsError::InvalidPublicKey(PeerError::InvalidRsaKey))?;
             // ring refuses keys outside 2048..=8192 bits here, as go-libp2p refuses them
             // when it unmarshals the key.
-            if key.verify(payload, signature) {
-                Ok(())
-            } else {
-                Err(IpnsError::InvalidSignature)
-            }
+            libp2p_identity::rsa::PublicKey::try_decode_x509(data)
+                .map_err(|_| IpnsError::InvalidPublicKey(PeerError::InvalidRsaKey))?
+                .verify(payload, signature)
         }
         PublicKey::Other {
             key_type: KEY_TYPE_SECP256K1,
             data,
-        } => {
-            let key = libp2p_identity::secp256k1::PublicKey::try_from_bytes(data)
-                .map_err(|_| IpnsError::InvalidPublicKey(PeerError::InvalidSecp256k1Key))?;
-            if key.verify(payload, signature) {
-                Ok(())
-            } else {
-                Err(IpnsError::InvalidSignature)
-            }
-        }
-        PublicKey::Other { key_type, .. } => Err(IpnsError::UnsupportedKeyType(*key_type)),
+        } => libp2p_identity::secp256k1::PublicKey::try_from_bytes(data)
+            .map_err(|_| IpnsError::InvalidPublicKey(PeerError::InvalidSecp256k1Key))?
+            .verify(payload, signature),
+        PublicKey::Other { key_type, .. } => return Err(IpnsError::UnsupportedKeyType(*key_type)),
+    };
+    if verified {
+        Ok(())
+    } else {
+        Err(IpnsError::InvalidSignature)
     }
 }
 

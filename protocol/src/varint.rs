@@ -18,6 +18,14 @@ pub fn write(mut value: u64, out: &mut Vec<u8>) {
     out.push(value as u8);
 }
 
+/// `body` behind its uvarint length (how bitswap, CAR and libp2p fetch frame messages).
+pub fn length_prefixed(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len(body.len() as u64) + body.len());
+    write(body.len() as u64, &mut out);
+    out.extend_from_slice(body);
+    out
+}
+
 /// Number of bytes `write(value)` appends.
 pub fn len(value: u64) -> usize {
     let bits = 64 - (value | 1).leading_zeros() as usize;
@@ -48,6 +56,14 @@ pub fn read(input: &[u8]) -> Result<(u64, usize), VarintError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn length_prefixed_puts_the_body_behind_its_length() {
+        assert_eq!(length_prefixed(&[1, 2, 3]), [3, 1, 2, 3]);
+        let long = length_prefixed(&[7; 300]);
+        assert_eq!(long[..2], [0xac, 0x02]);
+        assert_eq!(long.len(), 302);
+    }
 
     proptest! {
         #[test]

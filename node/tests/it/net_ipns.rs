@@ -773,13 +773,14 @@ fn fetch_response(framed: &[u8]) -> ipfm_protocol::fetch::FetchResponse {
 /// stream whose request announces more than the limit, staying up for the next asker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libp2p_fetch_answers_held_ipns_records_and_refuses_the_rest() {
-    use ipfm_protocol::fetch::{encode_request, frame, FetchResponse, MAX_REQUEST_SIZE};
+    use ipfm_protocol::fetch::{encode_request, FetchResponse, MAX_REQUEST_SIZE};
+    use ipfm_protocol::varint::length_prefixed;
     let key = station_key(41);
     let node = peer_with_key(&key).await;
     let served = record(&key, "/ipfs/bafkqaaa", 3, Duration::from_secs(60));
     node.serve_ipns_record(served.clone()).await.unwrap();
     let control = common::raw_stream_peer(tcp_addr(&node).await).await;
-    let ask = |identifier: Vec<u8>| frame(&encode_request(&identifier));
+    let ask = |identifier: Vec<u8>| length_prefixed(&encode_request(&identifier));
 
     let answer = raw_fetch(&control, node.peer_id(), &ask(routing_key(&name_of(&key)))).await;
     assert_eq!(

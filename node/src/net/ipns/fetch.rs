@@ -9,15 +9,16 @@
 //! followers get records over gossipsub and the DHT.
 
 use std::io;
+use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use ipfm_protocol::fetch::{
-    decode_request, decode_response, encode_request, encode_response, frame, FetchResponse,
+    decode_request, decode_response, encode_request, encode_response, FetchResponse,
     MAX_REQUEST_SIZE, MAX_RESPONSE_SIZE,
 };
+use ipfm_protocol::varint::{self, length_prefixed, VarintError};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::StreamProtocol;
-use std::time::Duration;
 
 /// How long a peer has to send its request and read our answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,7 +80,8 @@ impl request_response::Codec for FetchCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        io.write_all(&frame(&encode_request(&identifier))).await?;
+        io.write_all(&length_prefixed(&encode_request(&identifier)))
+            .await?;
         io.close().await
     }
 
@@ -92,7 +94,8 @@ impl request_response::Codec for FetchCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        io.write_all(&frame(&encode_response(&response))).await?;
+        io.write_all(&length_prefixed(&encode_response(&response)))
+            .await?;
         io.close().await
     }
 }
@@ -102,27 +105,29 @@ async fn read_frame<T>(io: &mut T, max: usize) -> io::Result<Vec<u8>>
 where
     T: AsyncRead + Unpin + Send,
 {
-    let mut len: u64 = 0;
-    for shift in (0..).step_by(7).take(10) {
+    // The prefix byte by byte (a uvarint is at most 10), so nothing past it is consumed.
+    let mut prefix = Vec::with_capacity(10);
+    let len = loop {
         let mut byte = [0u8; 1];
         io.read_exact(&mut byte).await?;
-        len |= u64::from(byte[0] & 0x7f) << shift;
-        if byte[0] & 0x80 == 0 {
-            if len > max as u64 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("fetch message of {len} bytes exceeds the limit of {max}"),
-                ));
+        prefix.push(byte[0]);
+        match varint::read(&prefix) {
+            Ok((len, _)) => break len,
+            Err(VarintError::Truncated) => continue,
+            Err(error @ VarintError::Overflow) => {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, error));
             }
-            let mut body = vec![0; len as usize];
-            io.read_exact(&mut body).await?;
-            return Ok(body);
         }
+    };
+    if len > max as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("fetch message of {len} bytes exceeds the limit of {max}"),
+        ));
     }
-    Err(io::Error::new(
-        io::ErrorKind::InvalidData,
-        "fetch length prefix longer than 10 bytes",
-    ))
+    let mut body = vec![0; len as usize];
+    io.read_exact(&mut body).await?;
+    Ok(body)
 }
 
 #[cfg(test)]
